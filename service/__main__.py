@@ -1,0 +1,70 @@
+"""`dockyard` command line: serve · images build · images list."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from service.settings import ConfigError, Settings, load_images_config
+
+
+def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from service.app import build_app
+    from service.logging import configure_logging
+
+    configure_logging()
+    settings.tokens()  # refuse to start open, before binding the port
+    app = build_app(settings)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, handle_signals=True)
+    return 0
+
+
+def _images(settings: Settings, args: argparse.Namespace) -> int:
+    import docker
+
+    from service.images import build_images, missing_images, resolve_images
+
+    cfg = load_images_config(settings.images_config)
+    images = resolve_images(cfg, settings.images_config, settings)
+    client = docker.from_env(timeout=600)
+    if args.images_cmd == "list":
+        missing = set(missing_images(client, images))
+        for img in images.values():
+            print(f"{img.name:12} {img.tag:40} {'missing' if img.tag in missing else 'present'}")
+        return 0
+    unknown = set(args.names) - set(images)
+    if unknown:
+        print(f"unknown image(s): {', '.join(sorted(unknown))}; known: {', '.join(images)}", file=sys.stderr)
+        return 2
+    outcome = build_images(
+        client, images, extra_ca=settings.build_extra_ca, only=set(args.names) or None, force=args.force
+    )
+    print(", ".join(f"{n}: {o}" for n, o in outcome.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockyard", description="sandboxed executor for code-fix agents")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("serve", help="run the control service")
+    images = sub.add_parser("images", help="sandbox images")
+    isub = images.add_subparsers(dest="images_cmd", required=True)
+    build = isub.add_parser("build", help="build images whose content hash has no image yet")
+    build.add_argument("names", nargs="*", help="only these images (and their parents)")
+    build.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
+    isub.add_parser("list", help="show each image's tag and whether it is built")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+        if args.cmd == "serve":
+            return _serve(settings)
+        return _images(settings, args)
+    except ConfigError as e:
+        print(f"dockyard: configuration error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

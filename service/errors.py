@@ -1,0 +1,121 @@
+"""Typed errors, each carrying its HTTP status and contract code.
+
+The ONE place a failure becomes a wire error is `service.api.middleware`; everything below the
+HTTP edge raises these (or lets an unexpected exception become `500 internal_error`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DockyardError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(DockyardError):
+    status = 400
+    code = "invalid_request"
+
+
+class PathOutsideWorkspace(InvalidRequest):
+    code = "path_outside_workspace"
+
+
+class BinaryFile(InvalidRequest):
+    code = "binary_file"
+
+
+class InvalidPattern(InvalidRequest):
+    code = "invalid_pattern"
+
+
+class Unauthorized(DockyardError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DockyardError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DockyardError):
+    status = 404
+    code = "not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
+class MethodNotAllowed(DockyardError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(DockyardError):
+    status = 409
+    code = "conflict"
+
+
+class JobNotReady(Conflict):
+    code = "job_not_ready"
+
+
+class EditMismatch(Conflict):
+    code = "edit_mismatch"
+
+
+class PayloadTooLarge(DockyardError):
+    status = 413
+    code = "payload_too_large"
+
+
+class TooManyJobs(DockyardError):
+    status = 429
+    code = "too_many_jobs"
+
+    def __init__(self, message: str, retry_after_s: int, details: dict[str, Any] | None = None):
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class CloneFailed(DockyardError):
+    status = 502
+    code = "clone_failed"
+
+
+class DockerUnavailable(DockyardError):
+    status = 503
+    code = "docker_unavailable"
+
+
+class ImageMissing(DockyardError):
+    status = 503
+    code = "image_missing"
+
+
+class SandboxFailed(DockyardError):
+    """The box did something we cannot make sense of (not the caller's fault)."""
+
+    status = 500
+    code = "sandbox_error"

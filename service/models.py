@@ -1,0 +1,269 @@
+"""The wire contract as pydantic models (request bodies and answers). `/openapi.json` is generated
+from these, so a change here is a change to the contract (../shared/API.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_PATH = 4096
+
+JobStatus = Literal["creating", "ready", "destroyed", "failed"]
+
+
+def _check_path(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("paths may not contain NUL bytes")
+    return value
+
+
+RepoPath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_PATH),
+    AfterValidator(_check_path),
+    Field(description="repository-relative POSIX path"),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class ErrorBody(_Answer):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(_Answer):
+    error: ErrorBody
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+class LimitsRequest(_Request):
+    memory_mb: int | None = Field(None, ge=16)
+    cpus: float | None = Field(None, gt=0)
+    pids: int | None = Field(None, ge=16)
+    disk_mb: int | None = Field(None, ge=16)
+    tool_timeout_s: int | None = Field(None, ge=1)
+
+
+class LimitsOut(_Answer):
+    memory_mb: int
+    cpus: float
+    pids: int
+    disk_mb: int
+    tool_timeout_s: int
+
+
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+
+
+def _check_labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 32:
+        raise ValueError("at most 32 labels")
+    for k, v in value.items():
+        if not _LABEL_KEY.match(k):
+            raise ValueError(f"label key {k!r}: use letters, digits, '.', '_', '-', '/' (at most 63)")
+        if k.startswith("dockyard."):
+            raise ValueError(f"label key {k!r}: the dockyard. prefix is reserved")
+        if len(v) > 256 or "\x00" in v:
+            raise ValueError(f"label {k!r}: values are at most 256 characters, no NUL")
+    return value
+
+
+class JobCreate(_Request):
+    repo: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)] | None = (
+        Field(None, description="GitHub owner/name")
+    )
+    ref: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x20~^:?*\[\\]+$")] | None = (
+        Field(None, description="branch, tag or commit sha; default: the repository's default branch")
+    )
+    clone_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = Field(
+        None, description="instead of repo: any git URL the service may reach"
+    )
+    language: Annotated[str, StringConstraints(max_length=64)] | None = None
+    limits: LimitsRequest | None = None
+    ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    labels: Annotated[dict[str, str], AfterValidator(_check_labels)] = Field(default_factory=dict)
+
+
+class CommitRef(_Answer):
+    sha: str
+    branch: str
+
+
+class Job(_Answer):
+    id: str
+    status: JobStatus
+    repo: str | None
+    ref: str | None
+    base_sha: str | None
+    language: str | None
+    image: str | None
+    container_id: str | None
+    limits: LimitsOut
+    labels: dict[str, str]
+    created_at: datetime
+    expires_at: datetime
+    error: str | None
+    commits: list[CommitRef]
+
+
+class JobList(_Answer):
+    jobs: list[Job]
+
+
+class JobEvent(_Answer):
+    seq: int
+    at: datetime
+    job_id: str
+    type: str
+    data: dict[str, Any]
+
+
+# --- tools ----------------------------------------------------------------------------------------
+
+
+class ReadFileRequest(_Request):
+    path: RepoPath
+    start_line: int = Field(1, ge=1)
+    end_line: int | None = Field(None, ge=1)
+    numbered: bool = False
+
+
+class ReadFileResult(_Answer):
+    path: str
+    content: str
+    start_line: int
+    end_line: int
+    total_lines: int
+    size_bytes: int
+    truncated: bool
+
+
+class WriteFileRequest(_Request):
+    path: RepoPath
+    content: str
+
+
+class WriteFileResult(_Answer):
+    path: str
+    bytes_written: int
+    created: bool
+
+
+class ReplaceInFileRequest(_Request):
+    path: RepoPath
+    old: str = Field(min_length=1)
+    new: str
+    expected_count: int = Field(1, ge=1, le=10_000)
+
+
+class ReplaceInFileResult(_Answer):
+    path: str
+    replacements: int
+    snippet: str
+
+
+class ListDirectoryRequest(_Request):
+    path: RepoPath = "."
+    depth: int = Field(1, ge=1, le=20)
+
+
+class DirectoryEntry(_Answer):
+    path: str
+    type: Literal["file", "dir", "symlink", "other"]
+    size: int
+
+
+class ListDirectoryResult(_Answer):
+    path: str
+    entries: list[DirectoryEntry]
+    truncated: bool
+
+
+class SearchRequest(_Request):
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    path: RepoPath = "."
+    glob: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    fixed_string: bool = False
+    case_sensitive: bool = True
+    max_results: int = Field(100, ge=1, le=10_000)
+
+
+class SearchMatch(_Answer):
+    path: str
+    line: int
+    column: int
+    text: str
+
+
+class SearchResult(_Answer):
+    matches: list[SearchMatch]
+    truncated: bool
+    files_searched: int
+
+
+# --- diff -----------------------------------------------------------------------------------------
+
+
+class DiffFile(_Answer):
+    path: str
+    status: Literal["added", "modified", "deleted"]
+    mode: Literal["100644", "100755", "120000", "160000"]
+    old_mode: str | None = Field(None, description="the mode at base_sha when it differs")
+    binary: bool
+
+
+class DiffStats(_Answer):
+    files: int
+    additions: int
+    deletions: int
+
+
+class DiffResult(_Answer):
+    base_sha: str
+    files: list[DiffFile]
+    patch: str
+    patch_truncated: bool
+    stats: DiffStats
+
+
+# --- service --------------------------------------------------------------------------------------
+
+
+class Health(_Answer):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImageInfo(_Answer):
+    name: str
+    tag: str
+    present: bool
+
+
+class LanguageInfo(_Answer):
+    name: str
+    image: str
+    detect: list[str]
+
+
+class ImagesResult(_Answer):
+    images: list[ImageInfo]
+    languages: list[LanguageInfo]
+    default_language: str
+    limits: dict[str, Any]

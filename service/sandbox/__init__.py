@@ -1,0 +1,1 @@
+"""WHERE a box runs: the backend interface and its Docker implementation."""

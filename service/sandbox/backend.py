@@ -1,0 +1,74 @@
+"""The sandbox backend interface: what the job service needs from wherever boxes run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from service.settings import Limits
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    job_id: str
+    image: str
+    limits: Limits
+    labels: dict[str, str]
+    expires_at: datetime
+    user: str
+    nofile: int
+    fsize_bytes: int
+    tmp_mb: int
+    log_max_mb: int
+    runtime: str | None = None
+
+
+@dataclass(frozen=True)
+class Box:
+    container_id: str
+    volume: str
+
+
+@dataclass
+class ExecResult:
+    argv: list[str]
+    exit_code: int | None
+    stdout: bytes
+    stderr: bytes
+    duration_ms: int
+    bytes_in: int
+    bytes_out: int
+    timed_out: bool = False
+    oom_killed: bool = False
+    output_truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        if self.timed_out:
+            return "timed_out"
+        if self.oom_killed:
+            return "oom_killed"
+        if self.output_truncated:
+            return "output_capped"
+        return "ok" if self.exit_code == 0 else "error"
+
+
+class SandboxBackend(Protocol):
+    async def ping(self) -> None: ...
+
+    async def create(self, spec: BoxSpec, workspace_tar: Path) -> Box: ...
+
+    async def exec(
+        self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int
+    ) -> ExecResult: ...
+
+    async def is_running(self, container_id: str) -> bool: ...
+
+    async def logs(self, container_id: str, max_bytes: int) -> bytes: ...
+
+    async def destroy(self, container_id: str | None, volume: str | None) -> None: ...
+
+    async def close(self) -> None: ...

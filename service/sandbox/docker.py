@@ -1,0 +1,267 @@
+"""Boxes on a Docker engine, through docker-py in a bounded thread pool.
+
+Hardening lives here and only here: the HostConfig is built from a fixed template, never from
+caller input. Why docker-py and not aiodocker: the tests drive the same SDK, its hijacked exec
+socket gives us stdin with a clean half-close (write_file, replace_in_file), and the one weakness
+of threads — a blocked call cannot be cancelled — is covered by the in-box `timeout -s KILL` and
+the host-side deadline in `exec.py`, so no pool thread is held past a tool's timeout + grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import LogConfig, Mount, Ulimit
+
+from service.errors import DockerUnavailable, ImageMissing, PayloadTooLarge, SandboxFailed
+from service.sandbox.backend import Box, BoxSpec, ExecResult
+from service.sandbox.exec import run_exec
+
+T = TypeVar("T")
+
+MANAGED_LABEL = "dockyard.managed"
+JOB_LABEL = "dockyard.job"
+EXPIRES_LABEL = "dockyard.expires"
+WORKSPACE = "/workspace"
+
+
+class SandboxGone(SandboxFailed):
+    """The job's container is no longer there (removed or stopped behind our back)."""
+
+    status = 409
+    code = "job_not_ready"
+
+
+def container_name(job_id: str) -> str:
+    return f"dockyard-{job_id}"
+
+
+class DockerBackend:
+    def __init__(self, *, threads: int = 16, client_timeout: float = 120.0):
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+        self._threads = threads
+        self._timeout = client_timeout
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def client(self) -> docker.DockerClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.DockerClient.from_env(
+                        version="auto", timeout=int(self._timeout), max_pool_size=self._threads
+                    )
+                except docker.errors.DockerException as e:
+                    raise DockerUnavailable(f"the Docker engine is unreachable: {e}") from e
+            return self._client
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except (requests.exceptions.ConnectionError, ConnectionError) as e:
+            with self._lock:
+                self._client = None
+            raise DockerUnavailable("the Docker engine is unreachable") from e
+        except docker.errors.DockerException as e:
+            if "Connection" in str(e) or "connect" in str(e):
+                with self._lock:
+                    self._client = None
+                raise DockerUnavailable(f"the Docker engine is unreachable: {e}") from e
+            raise
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    async def ping(self) -> None:
+        await self._run(lambda: self.client().ping())
+
+    async def image_present(self, tag: str) -> bool:
+        def check() -> bool:
+            try:
+                self.client().images.get(tag)
+                return True
+            except docker.errors.ImageNotFound:
+                return False
+
+        return await self._run(check)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def _host_config(self, spec: BoxSpec, volume: str) -> dict[str, Any]:
+        lim = spec.limits
+        api = self.client().api
+        return api.create_host_config(  # type: ignore[no-any-return]
+            network_mode="none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            read_only=True,
+            init=True,
+            privileged=False,
+            mem_limit=f"{lim.memory_mb}m",
+            memswap_limit=f"{lim.memory_mb}m",
+            nano_cpus=int(lim.cpus * 1e9),
+            pids_limit=lim.pids,
+            ulimits=[
+                Ulimit(name="nofile", soft=spec.nofile, hard=spec.nofile),
+                Ulimit(name="fsize", soft=spec.fsize_bytes, hard=spec.fsize_bytes),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_mb}m,mode=1777"},
+            mounts=[Mount(target=WORKSPACE, source=volume, type="volume")],
+            log_config=LogConfig(type="json-file", config={"max-size": f"{spec.log_max_mb}m", "max-file": "1"}),
+            runtime=spec.runtime,
+            ipc_mode="private",
+        )
+
+    def _create_blocking(self, spec: BoxSpec, workspace_tar: Path) -> Box:
+        client = self.client()
+        name = container_name(spec.job_id)
+        uid, _, gid = spec.user.partition(":")
+        labels = {
+            **spec.labels,
+            MANAGED_LABEL: "true",
+            JOB_LABEL: spec.job_id,
+            EXPIRES_LABEL: spec.expires_at.isoformat().replace("+00:00", "Z"),
+        }
+        try:
+            client.images.get(spec.image)
+        except docker.errors.ImageNotFound as e:
+            raise ImageMissing(
+                f"sandbox image {spec.image} is not built; run `dockyard images build`", {"image": spec.image}
+            ) from e
+        client.volumes.create(
+            name=name,
+            driver="local",
+            driver_opts={
+                "type": "tmpfs",
+                "device": "tmpfs",
+                "o": f"size={spec.limits.disk_mb}m,uid={uid},gid={gid or uid},mode=0755,nosuid,nodev",
+            },
+            labels={MANAGED_LABEL: "true", JOB_LABEL: spec.job_id},
+        )
+        container_id = None
+        try:
+            created = client.api.create_container(
+                spec.image,
+                command=["sleep", "infinity"],
+                name=name,
+                user=spec.user,
+                working_dir=WORKSPACE,
+                hostname="sandbox",
+                labels=labels,
+                environment={},
+                network_disabled=True,
+                host_config=self._host_config(spec, name),
+            )
+            container_id = created["Id"]
+            client.api.start(container_id)
+            with workspace_tar.open("rb") as fh:
+                try:
+                    client.api.put_archive(container_id, WORKSPACE, fh)
+                except docker.errors.APIError as e:
+                    if "no space" in str(e).lower() or "too large" in str(e).lower():
+                        raise PayloadTooLarge(
+                            f"the repository does not fit the job's disk cap ({spec.limits.disk_mb} MB)",
+                            {"disk_mb": spec.limits.disk_mb},
+                        ) from e
+                    raise
+            return Box(container_id, name)
+        except BaseException:
+            self._destroy_blocking(container_id or name, name)
+            raise
+
+    async def create(self, spec: BoxSpec, workspace_tar: Path) -> Box:
+        return await self._run(self._create_blocking, spec, workspace_tar)
+
+    def _destroy_blocking(self, container_id: str | None, volume: str | None) -> None:
+        client = self.client()
+        if container_id:
+            try:
+                client.api.remove_container(container_id, force=True, v=False)
+            except docker.errors.NotFound:
+                pass
+        if volume:
+            for attempt in range(20):
+                try:
+                    client.api.remove_volume(volume, force=True)
+                    break
+                except docker.errors.NotFound:
+                    break
+                except docker.errors.APIError as e:
+                    if e.status_code == 409 and attempt < 19:  # still in use while the container goes
+                        time.sleep(0.1)
+                        continue
+                    raise
+
+    async def destroy(self, container_id: str | None, volume: str | None) -> None:
+        await self._run(self._destroy_blocking, container_id, volume)
+
+    async def is_running(self, container_id: str) -> bool:
+        def check() -> bool:
+            try:
+                info = self.client().api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return False
+            return bool(info["State"]["Running"])
+
+        return await self._run(check)
+
+    async def logs(self, container_id: str, max_bytes: int) -> bytes:
+        def fetch() -> bytes:
+            try:
+                data: bytes = self.client().api.logs(container_id, stdout=True, stderr=True, timestamps=True)
+            except docker.errors.NotFound:
+                return b""
+            return data[-max_bytes:]
+
+        return await self._run(fetch)
+
+    async def inspect(self, container_id: str) -> dict[str, Any]:
+        return await self._run(lambda: self.client().api.inspect_container(container_id))
+
+    # --- exec ----------------------------------------------------------------------------------
+
+    def _oom_since(self, container_id: str) -> Callable[[float], bool]:
+        def check(since: float) -> bool:
+            events = self.client().api.events(
+                since=int(since), until=int(time.time()) + 1,
+                filters={"container": container_id, "event": "oom"}, decode=True,
+            )
+            return any(True for _ in events)
+
+        return check
+
+    def _exec_blocking(
+        self, container_id: str, argv: list[str], stdin: bytes | None, timeout_s: float, output_cap: int
+    ) -> ExecResult:
+        api = self.client().api
+        try:
+            return run_exec(
+                api, container_id, argv, stdin=stdin, timeout_s=timeout_s, output_cap=output_cap,
+                oom_since=self._oom_since(container_id),
+            )
+        except docker.errors.NotFound as e:
+            raise SandboxGone("the job's container is gone", {"container_id": container_id}) from e
+        except docker.errors.APIError as e:
+            if e.status_code == 409:
+                raise SandboxGone("the job's container is not running", {"container_id": container_id}) from e
+            raise
+
+    async def exec(
+        self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int
+    ) -> ExecResult:
+        return await self._run(self._exec_blocking, container_id, argv, stdin, timeout_s, output_cap)

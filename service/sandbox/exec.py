@@ -1,0 +1,143 @@
+"""Running one command in a box: deadline + kill, a streaming output cap, a typed kill cause.
+
+The Engine API has no exec timeout, and a client that stops reading leaves the process running.
+So every command runs as `timeout -s KILL N argv…` inside the box, its output is read frame by
+frame into a bounded buffer, and a host-side deadline (N + grace) backs that up by killing every
+process carrying this exec's marker (via `dockyard-tool kill`) and shutting the socket.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker.errors
+from docker import APIClient
+
+from service.sandbox.backend import ExecResult
+
+GRACE_S = 2.0
+STDERR_CAP = 64 * 1024
+KILL_ARGV = ["dockyard-tool", "kill"]
+
+
+def wrap_argv(argv: list[str], timeout_s: float) -> list[str]:
+    return ["timeout", "-s", "KILL", f"{timeout_s:g}", *argv]
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes | None:
+    """Read exactly n bytes, None at EOF; raises TimeoutError past the deadline."""
+    chunks = bytearray()
+    while len(chunks) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(min(n - len(chunks), 1 << 16))
+        except TimeoutError:
+            raise
+        except OSError:
+            return None
+        if not data:
+            return None
+        chunks += data
+    return bytes(chunks)
+
+
+def run_exec(
+    api: APIClient,
+    container_id: str,
+    argv: list[str],
+    *,
+    stdin: bytes | None,
+    timeout_s: float,
+    output_cap: int,
+    oom_since: Callable[[float], bool],
+) -> ExecResult:
+    """Blocking: call from the backend's thread pool."""
+    marker = secrets.token_hex(8)
+    full = wrap_argv(argv, timeout_s)
+    started_wall = time.time()
+    t0 = time.monotonic()
+    exec_id = api.exec_create(
+        container_id, full, stdout=True, stderr=True, stdin=stdin is not None,
+        environment={"DOCKYARD_EXEC": marker},
+    )["Id"]
+    conn: Any = api.exec_start(exec_id, socket=True)
+    sock: socket.socket = conn._sock if hasattr(conn, "_sock") else conn
+    deadline = t0 + timeout_s + GRACE_S
+    out = bytearray()
+    err = bytearray()
+    bytes_out = 0
+    truncated = False
+    host_killed = False
+    try:
+        if stdin is not None:
+            sock.settimeout(max(0.5, deadline - time.monotonic()))
+            sock.sendall(stdin)
+            sock.shutdown(socket.SHUT_WR)
+        while True:
+            header = _recv_exact(sock, 8, deadline)
+            if header is None:
+                break
+            stream, size = struct.unpack(">BxxxL", header)
+            payload = _recv_exact(sock, size, deadline)
+            if payload is None:
+                break
+            bytes_out += len(payload)
+            if stream == 2:
+                err += payload[: max(0, STDERR_CAP - len(err))]
+                continue
+            room = output_cap - len(out)
+            if len(payload) > room:
+                out += payload[:room]
+                truncated = True
+                break
+            out += payload
+    except TimeoutError:
+        host_killed = True
+    finally:
+        if truncated or host_killed:
+            _kill_marker(api, container_id, marker)
+        try:
+            sock.close()
+        except OSError:
+            pass
+        try:
+            conn.close()
+        except Exception:  # noqa: S110 - closing a dead socket
+            pass
+    exit_code = _exit_code(api, exec_id)
+    duration_s = time.monotonic() - t0
+    timed_out = host_killed or (exit_code == 137 and duration_s >= timeout_s - 0.05 and not truncated)
+    oom = False
+    if exit_code == 137 and not timed_out and not truncated:
+        oom = oom_since(started_wall - 1)
+    return ExecResult(
+        argv=full, exit_code=exit_code, stdout=bytes(out), stderr=bytes(err),
+        duration_ms=int(duration_s * 1000), bytes_in=len(stdin or b""), bytes_out=bytes_out,
+        timed_out=timed_out, oom_killed=oom, output_truncated=truncated,
+    )
+
+
+def _exit_code(api: APIClient, exec_id: str) -> int | None:
+    for _ in range(50):
+        info = api.exec_inspect(exec_id)
+        if not info.get("Running"):
+            code = info.get("ExitCode")
+            return int(code) if code is not None else None
+        time.sleep(0.02)
+    return None
+
+
+def _kill_marker(api: APIClient, container_id: str, marker: str) -> None:
+    try:
+        exec_id = api.exec_create(container_id, [*KILL_ARGV, marker], stdout=True, stderr=True)["Id"]
+        api.exec_start(exec_id)
+    except docker.errors.DockerException:
+        pass

@@ -1,0 +1,189 @@
+"""All configuration, read in one place.
+
+`Settings` is the service's environment (prefix `DOCKYARD_`, a `.env` file too). The ops file
+`sandbox-images/images.toml` (languages, images, limits and their maxima) is loaded and
+validated by `load_images_config`, whose errors name the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["bot", "auditor", "admin"]
+ROLES: tuple[Role, ...] = ("bot", "auditor", "admin")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A configuration mistake, with a message fit to print at start-up."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path = Path("./.dockyard")
+    api_tokens: str | None = None
+    api_tokens_file: Path | None = None
+    images_config: Path = REPO_ROOT / "sandbox-images" / "images.toml"
+    github_api_url: str = "https://api.github.com"
+    github_web_url: str = "https://github.com"
+    github_app_id: str | None = None
+    github_app_private_key: str | None = None
+    github_app_private_key_file: Path | None = None
+    max_jobs: int = Field(32, ge=1)
+
+    # Operational knobs beyond the contract's table (all optional).
+    docker_threads: int = Field(16, ge=2, description="bounded thread pool for docker-py calls")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    read_cap_bytes: int = Field(256 * 1024, ge=1024, description="read_file content cap")
+    write_cap_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="write_file/replace content cap")
+    output_cap_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="any exec's output cap")
+    clone_timeout_s: float = Field(300, gt=0)
+    clone_schemes: str = Field("https,http,file", description="URL schemes clone_url may use")
+    sandbox_runtime: str | None = Field(None, description="OCI runtime for job boxes, e.g. runsc")
+    sandbox_user: str = "1000:1000"
+    base_image: str | None = Field(None, description="BASE_IMAGE build arg for the base sandbox image")
+    build_extra_ca: Path | None = Field(None, description="CA bundle trusted during image builds only")
+
+    @field_validator("state_dir", "images_config")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    def tokens(self) -> dict[str, Role]:
+        """Parse `token:role` pairs; refuse to run without any."""
+        text = self.api_tokens or ""
+        if self.api_tokens_file is not None:
+            try:
+                text += "," + self.api_tokens_file.read_text()
+            except OSError as e:
+                raise ConfigError(f"DOCKYARD_API_TOKENS_FILE: cannot read {self.api_tokens_file}: {e}") from e
+        tokens: dict[str, Role] = {}
+        for raw in text.replace("\n", ",").split(","):
+            pair = raw.strip()
+            if not pair or pair.startswith("#"):
+                continue
+            token, sep, role = pair.rpartition(":")
+            if not sep or not token:
+                raise ConfigError(
+                    "DOCKYARD_API_TOKENS: each entry must be 'token:role' (role one of bot, auditor, admin)"
+                )
+            if role not in ROLES:
+                raise ConfigError(f"DOCKYARD_API_TOKENS: unknown role {role!r}; use bot, auditor or admin")
+            if len(token) < 16:
+                raise ConfigError("DOCKYARD_API_TOKENS: tokens must be at least 16 characters long")
+            tokens[token] = role  # type: ignore[assignment]
+        if not tokens:
+            raise ConfigError(
+                "no API tokens configured: set DOCKYARD_API_TOKENS='token:role,...' "
+                "(or DOCKYARD_API_TOKENS_FILE); the service refuses to run open"
+            )
+        return tokens
+
+    def allowed_clone_schemes(self) -> frozenset[str]:
+        return frozenset(s.strip().lower() for s in self.clone_schemes.split(",") if s.strip())
+
+
+# --- the ops file: sandbox-images/images.toml ---------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    """Resource limits of one sandbox. Every field is also a maximum in `[limits.maxima]`."""
+
+    memory_mb: int = Field(ge=16)
+    cpus: float = Field(gt=0)
+    pids: int = Field(ge=16)
+    disk_mb: int = Field(ge=16)
+    tool_timeout_s: int = Field(ge=1)
+
+
+class LimitsSection(_Strict):
+    defaults: Limits
+    maxima: Limits
+    nofile: int = Field(1024, ge=64)
+    fsize_mb: int | None = Field(None, ge=1, description="largest single file; default: disk_mb")
+    tmp_mb: int = Field(64, ge=1, description="size of the box's /tmp tmpfs")
+    log_max_mb: int = Field(10, ge=1, description="container log cap (json-file max-size)")
+
+    @model_validator(mode="after")
+    def _defaults_within_maxima(self) -> LimitsSection:
+        for name in Limits.model_fields:
+            if getattr(self.defaults, name) > getattr(self.maxima, name):
+                raise ValueError(f"defaults.{name} is above maxima.{name}: lower the default or raise the maximum")
+        return self
+
+
+class ImageSpec(_Strict):
+    """A sandbox image built from a folder of sandbox-images/."""
+
+    context: str = Field(description="folder under sandbox-images/ holding the Dockerfile")
+    dockerfile: str = "Dockerfile"
+    parent: str | None = Field(None, description="image of this file whose tag becomes BASE_IMAGE")
+    build_args: dict[str, str] = Field(default_factory=dict)
+
+
+class LanguageSpec(_Strict):
+    image: str = Field(description="name of an entry of [images]")
+    detect: list[str] = Field(default_factory=list, description="glob patterns that detect the language")
+
+
+class ImagesConfig(_Strict):
+    limits: LimitsSection
+    images: dict[str, ImageSpec]
+    languages: dict[str, LanguageSpec]
+    default_language: str
+
+    @model_validator(mode="after")
+    def _references(self) -> ImagesConfig:
+        for name, img in self.images.items():
+            if img.parent is not None and img.parent not in self.images:
+                raise ValueError(f"images.{name}.parent names unknown image {img.parent!r}")
+        for name, lang in self.languages.items():
+            if lang.image not in self.images:
+                raise ValueError(f"languages.{name}.image names unknown image {lang.image!r}; add [images.{lang.image}]")
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not a key of [languages]")
+        return self
+
+    def clamp(self, requested: dict[str, float | int] | None) -> Limits:
+        """Requested limits over the defaults, each clamped to the ops maximum."""
+        values = self.limits.defaults.model_dump()
+        for key, value in (requested or {}).items():
+            if value is not None:
+                values[key] = min(value, getattr(self.limits.maxima, key))
+        return Limits(**values)
+
+
+def load_images_config(path: Path) -> ImagesConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: file not found; set DOCKYARD_IMAGES_CONFIG to the images.toml path") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    try:
+        cfg = ImagesConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {key}: {err['msg']}")
+        raise ConfigError(f"{path}: invalid configuration:\n" + "\n".join(lines)) from e
+    base = path.parent
+    for name, img in cfg.images.items():
+        dockerfile = base / img.context / img.dockerfile
+        if not dockerfile.is_file():
+            raise ConfigError(f"{path}: images.{name}: no Dockerfile at {dockerfile}; fix images.{name}.context")
+    return cfg

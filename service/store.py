@@ -1,0 +1,272 @@
+"""SQLite state: jobs, their events, and the audit log — one file, one connection.
+
+Every mutation may carry an audit entry; both are written in ONE transaction, so the audit log
+never says something happened that the state does not show, or the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from service.audit import AuditEntry, AuditRecord, chain_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    repo TEXT,
+    ref TEXT,
+    clone_url TEXT,
+    base_sha TEXT,
+    language TEXT,
+    image TEXT,
+    container_id TEXT,
+    volume TEXT,
+    limits TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    error TEXT,
+    commits TEXT NOT NULL DEFAULT '[]',
+    actor TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS job_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, seq);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    job_id TEXT,
+    action TEXT NOT NULL,
+    container_id TEXT,
+    argv TEXT,
+    exit_code INTEGER,
+    duration_ms INTEGER,
+    bytes_in INTEGER,
+    bytes_out INTEGER,
+    outcome TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_job ON audit(job_id, seq);
+"""
+
+LIVE_STATUSES = ("creating", "ready")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class JobRecord:
+    id: str
+    status: str
+    limits: dict[str, Any]
+    labels: dict[str, str]
+    created_at: datetime
+    expires_at: datetime
+    repo: str | None = None
+    ref: str | None = None
+    clone_url: str | None = None
+    base_sha: str | None = None
+    language: str | None = None
+    image: str | None = None
+    container_id: str | None = None
+    volume: str | None = None
+    error: str | None = None
+    commits: list[dict[str, str]] = field(default_factory=list)
+    actor: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    job_id: str
+    at: datetime
+    type: str
+    data: dict[str, Any]
+
+
+_JSON_FIELDS = {"limits", "labels", "commits"}
+_TIME_FIELDS = {"created_at", "expires_at"}
+
+
+def _row_to_job(row: aiosqlite.Row) -> JobRecord:
+    values: dict[str, Any] = {}
+    for key in row.keys():  # noqa: SIM118 - sqlite3.Row has no __iter__ over keys
+        if key == "updated_at":
+            continue
+        v = row[key]
+        if key in _JSON_FIELDS:
+            v = json.loads(v)
+        elif key in _TIME_FIELDS:
+            v = _dt(v)
+        values[key] = v
+    return JobRecord(**values)
+
+
+def _to_column(key: str, value: Any) -> Any:
+    if key in _JSON_FIELDS:
+        return json.dumps(value, sort_keys=True)
+    if key in _TIME_FIELDS:
+        return _ts(value)
+    return value
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection):
+        self._db = db
+
+    @classmethod
+    async def open(cls, state_dir: Path) -> Store:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(state_dir / "dockyard.sqlite3", isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.executescript(SCHEMA)
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # --- the one write path --------------------------------------------------------------------
+
+    async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]], audit: AuditEntry | None) -> None:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                await self._db.execute(sql, params)
+            if audit is not None:
+                await self._append_audit(audit)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def _append_audit(self, entry: AuditEntry) -> None:
+        async with self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
+            last = await cur.fetchone()
+        seq = (last["seq"] + 1) if last else 1
+        prev = last["hash"] if last else "0" * 64
+        record = AuditRecord.from_entry(entry, seq=seq, at=_ts(now()), prev_hash=prev)
+        record = record.with_hash(chain_hash(record))
+        cols = asdict(record)
+        cols["argv"] = json.dumps(cols["argv"]) if cols["argv"] is not None else None
+        cols["details"] = json.dumps(cols["details"], sort_keys=True)
+        names = ", ".join(cols)
+        marks = ", ".join("?" for _ in cols)
+        await self._db.execute(f"INSERT INTO audit ({names}) VALUES ({marks})", list(cols.values()))
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    async def insert_job(self, job: JobRecord, audit: AuditEntry | None = None) -> None:
+        cols = {k: _to_column(k, v) for k, v in asdict(job).items()}
+        cols["updated_at"] = _ts(now())
+        names = ", ".join(cols)
+        marks = ", ".join("?" for _ in cols)
+        await self._write([(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(cols.values()))], audit)
+
+    async def update_job(self, job_id: str, audit: AuditEntry | None = None, **fields: Any) -> None:
+        cols = {k: _to_column(k, v) for k, v in fields.items()}
+        cols["updated_at"] = _ts(now())
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        await self._write([(f"UPDATE jobs SET {sets} WHERE id = ?", [*cols.values(), job_id])], audit)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await self._write([], entry)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async with self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_job(row) if row else None
+
+    async def list_jobs(
+        self, *, statuses: Sequence[str] | None = None, labels: dict[str, str] | None = None, limit: int = 1000
+    ) -> list[JobRecord]:
+        sql = "SELECT * FROM jobs"
+        params: list[Any] = []
+        if statuses:
+            sql += f" WHERE status IN ({', '.join('?' for _ in statuses)})"
+            params.extend(statuses)
+        sql += " ORDER BY created_at DESC, id DESC"
+        jobs = []
+        async with self._db.execute(sql, params) as cur:
+            async for row in cur:
+                job = _row_to_job(row)
+                if labels and any(job.labels.get(k) != v for k, v in labels.items()):
+                    continue
+                jobs.append(job)
+                if len(jobs) >= limit:
+                    break
+        return jobs
+
+    async def count_live(self) -> int:
+        marks = ", ".join("?" for _ in LIVE_STATUSES)
+        async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", LIVE_STATUSES) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # --- events --------------------------------------------------------------------------------
+
+    async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> EventRecord:
+        at = now()
+        cur = await self._db.execute(
+            "INSERT INTO job_events (job_id, at, type, data) VALUES (?, ?, ?, ?)",
+            (job_id, _ts(at), type_, json.dumps(data, sort_keys=True)),
+        )
+        seq = cur.lastrowid or 0
+        await cur.close()
+        return EventRecord(seq, job_id, at, type_, data)
+
+    async def list_events(self, job_id: str, after_seq: int = 0) -> list[EventRecord]:
+        async with self._db.execute(
+            "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after_seq)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [EventRecord(r["seq"], r["job_id"], _dt(r["at"]), r["type"], json.loads(r["data"])) for r in rows]
+
+    # --- audit reads ---------------------------------------------------------------------------
+
+    async def audit_records(self, *, job_id: str | None = None, limit: int = 1000) -> list[AuditRecord]:
+        sql = "SELECT * FROM audit"
+        params: list[Any] = []
+        if job_id:
+            sql += " WHERE job_id = ?"
+            params.append(job_id)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        async with self._db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [AuditRecord.from_row(dict(r)) for r in rows]
