@@ -63,9 +63,20 @@ class AuditRecord:
     @classmethod
     def from_entry(cls, e: AuditEntry, *, seq: int, at: str, prev_hash: str) -> AuditRecord:
         return cls(
-            seq=seq, at=at, actor=e.actor.name, role=e.actor.role, job_id=e.job_id, action=e.action,
-            container_id=e.container_id, argv=e.argv, exit_code=e.exit_code, duration_ms=e.duration_ms,
-            bytes_in=e.bytes_in, bytes_out=e.bytes_out, outcome=e.outcome, details=e.details,
+            seq=seq,
+            at=at,
+            actor=e.actor.name,
+            role=e.actor.role,
+            job_id=e.job_id,
+            action=e.action,
+            container_id=e.container_id,
+            argv=e.argv,
+            exit_code=e.exit_code,
+            duration_ms=e.duration_ms,
+            bytes_in=e.bytes_in,
+            bytes_out=e.bytes_out,
+            outcome=e.outcome,
+            details=e.details,
             prev_hash=prev_hash,
         )
 

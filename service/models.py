@@ -85,12 +85,13 @@ def _check_labels(value: dict[str, str]) -> dict[str, str]:
 
 
 class JobCreate(_Request):
-    repo: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)] | None = (
-        Field(None, description="GitHub owner/name")
-    )
-    ref: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x20~^:?*\[\\]+$")] | None = (
-        Field(None, description="branch, tag or commit sha; default: the repository's default branch")
-    )
+    repo: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)] | None
+    ) = Field(None, description="GitHub owner/name")
+    ref: (
+        Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x20~^:?*\[\\]+$")]
+        | None
+    ) = Field(None, description="branch, tag or commit sha; default: the repository's default branch")
     clone_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = Field(
         None, description="instead of repo: any git URL the service may reach"
     )
@@ -109,6 +110,7 @@ class Job(_Answer):
     id: str
     status: JobStatus
     repo: str | None
+    clone_url: str | None = Field(None, description="the clone URL for clone_url jobs, without credentials")
     ref: str | None
     base_sha: str | None
     language: str | None
@@ -120,6 +122,14 @@ class Job(_Answer):
     expires_at: datetime
     error: str | None
     commits: list[CommitRef]
+
+
+class JobListQuery(_Request):
+    status: list[JobStatus] | None = Field(None, description="only jobs in these statuses (repeatable)")
+    label: list[Annotated[str, StringConstraints(pattern=r"^[^:]+:.*$")]] | None = Field(
+        None, description="key:value; repeatable, all must match"
+    )
+    limit: int = Field(100, ge=1, le=1000)
 
 
 class JobList(_Answer):
@@ -137,6 +147,13 @@ class JobEvent(_Answer):
 # --- tools ----------------------------------------------------------------------------------------
 
 
+class _ExecAnswer(_Answer):
+    """A tool that ran out of time or memory is a result, not an error (the job stays usable)."""
+
+    timed_out: bool = Field(False, description="the tool hit its timeout and was killed")
+    oom_killed: bool = Field(False, description="the tool hit the job's memory cap and was killed")
+
+
 class ReadFileRequest(_Request):
     path: RepoPath
     start_line: int = Field(1, ge=1)
@@ -144,7 +161,7 @@ class ReadFileRequest(_Request):
     numbered: bool = False
 
 
-class ReadFileResult(_Answer):
+class ReadFileResult(_ExecAnswer):
     path: str
     content: str
     start_line: int
@@ -159,7 +176,7 @@ class WriteFileRequest(_Request):
     content: str
 
 
-class WriteFileResult(_Answer):
+class WriteFileResult(_ExecAnswer):
     path: str
     bytes_written: int
     created: bool
@@ -172,7 +189,7 @@ class ReplaceInFileRequest(_Request):
     expected_count: int = Field(1, ge=1, le=10_000)
 
 
-class ReplaceInFileResult(_Answer):
+class ReplaceInFileResult(_ExecAnswer):
     path: str
     replacements: int
     snippet: str
@@ -189,7 +206,7 @@ class DirectoryEntry(_Answer):
     size: int
 
 
-class ListDirectoryResult(_Answer):
+class ListDirectoryResult(_ExecAnswer):
     path: str
     entries: list[DirectoryEntry]
     truncated: bool
@@ -211,7 +228,7 @@ class SearchMatch(_Answer):
     text: str
 
 
-class SearchResult(_Answer):
+class SearchResult(_ExecAnswer):
     matches: list[SearchMatch]
     truncated: bool
     files_searched: int
@@ -234,7 +251,7 @@ class DiffStats(_Answer):
     deletions: int
 
 
-class DiffResult(_Answer):
+class DiffResult(_ExecAnswer):
     base_sha: str
     files: list[DiffFile]
     patch: str

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
                 raise ConfigError(f"DOCKYARD_API_TOKENS: unknown role {role!r}; use bot, auditor or admin")
             if len(token) < 16:
                 raise ConfigError("DOCKYARD_API_TOKENS: tokens must be at least 16 characters long")
-            tokens[token] = role  # type: ignore[assignment]
+            tokens[token] = role
         if not tokens:
             raise ConfigError(
                 "no API tokens configured: set DOCKYARD_API_TOKENS='token:role,...' "
@@ -121,7 +121,9 @@ class LimitsSection(_Strict):
     def _defaults_within_maxima(self) -> LimitsSection:
         for name in Limits.model_fields:
             if getattr(self.defaults, name) > getattr(self.maxima, name):
-                raise ValueError(f"defaults.{name} is above maxima.{name}: lower the default or raise the maximum")
+                raise ValueError(
+                    f"defaults.{name} is above maxima.{name}: lower the default or raise the maximum"
+                )
         return self
 
 
@@ -152,7 +154,9 @@ class ImagesConfig(_Strict):
                 raise ValueError(f"images.{name}.parent names unknown image {img.parent!r}")
         for name, lang in self.languages.items():
             if lang.image not in self.images:
-                raise ValueError(f"languages.{name}.image names unknown image {lang.image!r}; add [images.{lang.image}]")
+                raise ValueError(
+                    f"languages.{name}.image names unknown image {lang.image!r}; add [images.{lang.image}]"
+                )
         if self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not a key of [languages]")
         return self
@@ -170,7 +174,9 @@ def load_images_config(path: Path) -> ImagesConfig:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: file not found; set DOCKYARD_IMAGES_CONFIG to the images.toml path") from e
+        raise ConfigError(
+            f"{path}: file not found; set DOCKYARD_IMAGES_CONFIG to the images.toml path"
+        ) from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
     try:
@@ -185,5 +191,7 @@ def load_images_config(path: Path) -> ImagesConfig:
     for name, img in cfg.images.items():
         dockerfile = base / img.context / img.dockerfile
         if not dockerfile.is_file():
-            raise ConfigError(f"{path}: images.{name}: no Dockerfile at {dockerfile}; fix images.{name}.context")
+            raise ConfigError(
+                f"{path}: images.{name}: no Dockerfile at {dockerfile}; fix images.{name}.context"
+            )
     return cfg

@@ -6,6 +6,7 @@ never says something happened that the state does not show, or the other way rou
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -123,7 +124,7 @@ _TIME_FIELDS = {"created_at", "expires_at"}
 
 def _row_to_job(row: aiosqlite.Row) -> JobRecord:
     values: dict[str, Any] = {}
-    for key in row.keys():  # noqa: SIM118 - sqlite3.Row has no __iter__ over keys
+    for key in row.keys():
         if key == "updated_at":
             continue
         v = row[key]
@@ -149,7 +150,7 @@ class Store:
 
     @classmethod
     async def open(cls, state_dir: Path) -> Store:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(state_dir / "dockyard.sqlite3", isolation_level=None)
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
@@ -213,7 +214,11 @@ class Store:
         return _row_to_job(row) if row else None
 
     async def list_jobs(
-        self, *, statuses: Sequence[str] | None = None, labels: dict[str, str] | None = None, limit: int = 1000
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 1000,
     ) -> list[JobRecord]:
         sql = "SELECT * FROM jobs"
         params: list[Any] = []
@@ -234,7 +239,9 @@ class Store:
 
     async def count_live(self) -> int:
         marks = ", ".join("?" for _ in LIVE_STATUSES)
-        async with self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", LIVE_STATUSES) as cur:
+        async with self._db.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", LIVE_STATUSES
+        ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -255,7 +262,9 @@ class Store:
             "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after_seq)
         ) as cur:
             rows = await cur.fetchall()
-        return [EventRecord(r["seq"], r["job_id"], _dt(r["at"]), r["type"], json.loads(r["data"])) for r in rows]
+        return [
+            EventRecord(r["seq"], r["job_id"], _dt(r["at"]), r["type"], json.loads(r["data"])) for r in rows
+        ]
 
     # --- audit reads ---------------------------------------------------------------------------
 

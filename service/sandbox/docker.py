@@ -104,7 +104,7 @@ class DockerBackend:
     def _host_config(self, spec: BoxSpec, volume: str) -> dict[str, Any]:
         lim = spec.limits
         api = self.client().api
-        return api.create_host_config(  # type: ignore[no-any-return]
+        return api.create_host_config(
             network_mode="none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
@@ -122,7 +122,9 @@ class DockerBackend:
             ],
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_mb}m,mode=1777"},
             mounts=[Mount(target=WORKSPACE, source=volume, type="volume")],
-            log_config=LogConfig(type="json-file", config={"max-size": f"{spec.log_max_mb}m", "max-file": "1"}),
+            log_config=LogConfig(
+                type="json-file", config={"max-size": f"{spec.log_max_mb}m", "max-file": "1"}
+            ),
             runtime=spec.runtime,
             ipc_mode="private",
         )
@@ -238,8 +240,10 @@ class DockerBackend:
     def _oom_since(self, container_id: str) -> Callable[[float], bool]:
         def check(since: float) -> bool:
             events = self.client().api.events(
-                since=int(since), until=int(time.time()) + 1,
-                filters={"container": container_id, "event": "oom"}, decode=True,
+                since=int(since),
+                until=int(time.time()) + 1,
+                filters={"container": container_id, "event": "oom"},
+                decode=True,
             )
             return any(True for _ in events)
 
@@ -251,7 +255,12 @@ class DockerBackend:
         api = self.client().api
         try:
             return run_exec(
-                api, container_id, argv, stdin=stdin, timeout_s=timeout_s, output_cap=output_cap,
+                api,
+                container_id,
+                argv,
+                stdin=stdin,
+                timeout_s=timeout_s,
+                output_cap=output_cap,
                 oom_since=self._oom_since(container_id),
             )
         except docker.errors.NotFound as e:

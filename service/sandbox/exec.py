@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +66,11 @@ def run_exec(
     started_wall = time.time()
     t0 = time.monotonic()
     exec_id = api.exec_create(
-        container_id, full, stdout=True, stderr=True, stdin=stdin is not None,
+        container_id,
+        full,
+        stdout=True,
+        stderr=True,
+        stdin=stdin is not None,
         environment={"DOCKYARD_EXEC": marker},
     )["Id"]
     conn: Any = api.exec_start(exec_id, socket=True)
@@ -73,9 +78,11 @@ def run_exec(
     deadline = t0 + timeout_s + GRACE_S
     out = bytearray()
     err = bytearray()
+    err_total = 0
     bytes_out = 0
     truncated = False
     host_killed = False
+    killer: threading.Thread | None = None
     try:
         if stdin is not None:
             sock.settimeout(max(0.5, deadline - time.monotonic()))
@@ -90,27 +97,35 @@ def run_exec(
             if payload is None:
                 break
             bytes_out += len(payload)
+            if truncated:
+                continue  # draining: a blocked stream can stall the engine's other execs
             if stream == 2:
                 err += payload[: max(0, STDERR_CAP - len(err))]
-                continue
-            room = output_cap - len(out)
-            if len(payload) > room:
+                err_total += len(payload)
+                over = err_total > output_cap
+            else:
+                room = output_cap - len(out)
                 out += payload[:room]
+                over = len(payload) > room
+            if over:
                 truncated = True
-                break
-            out += payload
+                # Kill from another thread while this one keeps draining the stream.
+                killer = threading.Thread(target=_kill_marker, args=(api, container_id, marker), daemon=True)
+                killer.start()
     except TimeoutError:
         host_killed = True
     finally:
-        if truncated or host_killed:
+        if host_killed:
             _kill_marker(api, container_id, marker)
+        if killer is not None:
+            killer.join(timeout=GRACE_S)
         try:
             sock.close()
         except OSError:
             pass
         try:
             conn.close()
-        except Exception:  # noqa: S110 - closing a dead socket
+        except Exception:
             pass
     exit_code = _exit_code(api, exec_id)
     duration_s = time.monotonic() - t0
@@ -119,9 +134,16 @@ def run_exec(
     if exit_code == 137 and not timed_out and not truncated:
         oom = oom_since(started_wall - 1)
     return ExecResult(
-        argv=full, exit_code=exit_code, stdout=bytes(out), stderr=bytes(err),
-        duration_ms=int(duration_s * 1000), bytes_in=len(stdin or b""), bytes_out=bytes_out,
-        timed_out=timed_out, oom_killed=oom, output_truncated=truncated,
+        argv=full,
+        exit_code=exit_code,
+        stdout=bytes(out),
+        stderr=bytes(err),
+        duration_ms=int(duration_s * 1000),
+        bytes_in=len(stdin or b""),
+        bytes_out=bytes_out,
+        timed_out=timed_out,
+        oom_killed=oom,
+        output_truncated=truncated,
     )
 
 
@@ -136,8 +158,13 @@ def _exit_code(api: APIClient, exec_id: str) -> int | None:
 
 
 def _kill_marker(api: APIClient, container_id: str, marker: str) -> None:
+    """Kill every process of one exec. Detached, so it never waits on a stream of its own."""
     try:
-        exec_id = api.exec_create(container_id, [*KILL_ARGV, marker], stdout=True, stderr=True)["Id"]
-        api.exec_start(exec_id)
+        exec_id = api.exec_create(container_id, [*KILL_ARGV, marker], stdout=False, stderr=False)["Id"]
+        api.exec_start(exec_id, detach=True)
+        for _ in range(100):
+            if not api.exec_inspect(exec_id).get("Running"):
+                return
+            time.sleep(0.02)
     except docker.errors.DockerException:
         pass

@@ -1,0 +1,1 @@
+"""The HTTP edge: parse → call → serialise, nothing else. Errors become wire JSON in `middleware`."""

@@ -1,0 +1,67 @@
+"""Service routes: liveness, readiness, the OpenAPI document, the image config."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from service.api.routing import answer
+from service.app_keys import BACKEND, JOBS
+from service.errors import DockyardError
+from service.models import Health, ImageInfo, ImagesResult, LanguageInfo
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return answer(Health(status="ok"))
+
+
+async def _present(request: web.Request) -> dict[str, bool] | None:
+    """Each image tag → built?; None when the engine does not answer."""
+    backend = request.app[BACKEND]
+    images = request.app[JOBS].images.images
+    try:
+        await asyncio.wait_for(backend.ping(), timeout=5)
+        tags = [img.tag for img in images.values()]
+        found = await asyncio.gather(*(backend.image_present(t) for t in tags))
+    except (DockyardError, TimeoutError):
+        return None
+    return dict(zip(tags, found, strict=True))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    present = await _present(request)
+    state = request.app[JOBS].images
+    if present is None:
+        return answer(Health(status="unavailable", checks={"docker": "unreachable"}), status=503)
+    missing = sorted(name for name, img in state.images.items() if not present[img.tag])
+    default_image = state.config.languages[state.config.default_language].image
+    ok = default_image not in missing
+    checks = {"docker": "ok", "config": "ok", "missing_images": missing}
+    if missing:
+        checks["hint"] = "run `dockyard images build`"
+    return answer(Health(status="ok" if ok else "unavailable", checks=checks), status=200 if ok else 503)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app["dockyard.openapi"])
+
+
+async def images(request: web.Request) -> web.Response:
+    state = request.app[JOBS].images
+    present = await _present(request) or {}
+    cfg = state.config
+    return answer(
+        ImagesResult(
+            images=[
+                ImageInfo(name=i.name, tag=i.tag, present=present.get(i.tag, False))
+                for i in state.images.values()
+            ],
+            languages=[
+                LanguageInfo(name=name, image=state.images[spec.image].tag, detect=list(spec.detect))
+                for name, spec in cfg.languages.items()
+            ],
+            default_language=cfg.default_language,
+            limits=cfg.limits.model_dump(),
+        )
+    )

@@ -1,0 +1,130 @@
+"""The ONE place failures become wire errors, plus request ids and bearer-token auth.
+
+Every answer that is not a success has the contract's shape
+`{"error": {"code", "message", "details"}}`: typed `DockyardError`s, aiohttp's own HTTP errors
+(unknown route, wrong method, body too large) and anything unexpected (500, logged, no traceback
+on the wire).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from service.api.routing import ACTOR_KEY, Handler, Route
+from service.audit import Actor
+from service.errors import DockyardError, Forbidden, Unauthorized
+from service.logging import get_logger
+from service.models import ErrorBody, ErrorResponse
+
+log = get_logger(__name__)
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "invalid_request",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=dict(details or {})))
+    return web.Response(
+        body=body.model_dump_json().encode(), status=status, content_type="application/json", headers=headers
+    )
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    job_id = request.match_info.get("id")
+    if job_id:
+        structlog.contextvars.bind_contextvars(job_id=job_id)
+    try:
+        response = await handler(request)
+    except DockyardError as e:
+        if e.status >= 500:
+            log.warning("request_failed", code=e.code, error=e.message, path=request.path)
+        response = error_response(e.status, e.code, e.message, e.details, e.headers())
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, "http_error")
+        message = {
+            404: f"no route {request.method} {request.path}",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: "the request body is over the configured cap",
+        }.get(e.status, e.reason)
+        details: dict[str, object] = {}
+        if e.status == 405 and isinstance(e, web.HTTPMethodNotAllowed):
+            details["allowed_methods"] = sorted(e.allowed_methods)
+        response = error_response(
+            e.status, code, message, details, {k: v for k, v in e.headers.items() if k == "Allow"}
+        )
+    except Exception:
+        log.exception("internal_error", path=request.path, method=request.method)
+        response = error_response(
+            500, "internal_error", "internal error; see the service log", {"request_id": request_id}
+        )
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def auth_middleware(tokens: dict[str, str], routes: dict[tuple[str, str], Route]) -> Middleware:
+    """Bearer tokens with roles. The actor's name is the role plus a token fingerprint, never the token."""
+    digests = {hashlib.sha256(t.encode()).digest(): (t, role) for t, role in tokens.items()}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        match = request.match_info
+        if match.http_exception is not None:
+            raise match.http_exception
+        resource = match.route.resource
+        route = routes.get((match.route.method, resource.canonical if resource else ""))
+        if route is None or route.roles is None:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'", {})
+        token = token.strip()
+        found = None
+        given = hashlib.sha256(token.encode()).digest()
+        for digest, pair in digests.items():
+            if hmac.compare_digest(digest, given):
+                found = pair
+        if found is None:
+            raise Unauthorized("unknown token", {})
+        role = found[1]
+        who = Actor(f"{role}-{fingerprint(found[0])}", role)
+        request[ACTOR_KEY] = who
+        structlog.contextvars.bind_contextvars(actor=who.name)
+        if not route.allows(role):
+            allowed = sorted((route.roles or set()) | {"admin"})
+            raise Forbidden(
+                f"role {role!r} may not call {route.method} {route.path}; allowed: {', '.join(allowed)}",
+                {"role": role, "allowed_roles": allowed},
+            )
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,206 @@
+"""build_app(settings) → web.Application: the route table, middlewares, and the lifecycle of
+what the service holds (store, Docker backend, job service) through `cleanup_ctx`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service import __version__
+from service.api import health, jobs, tools
+from service.api.middleware import auth_middleware, errors_middleware
+from service.api.routing import ALL_ROLES, Route, openapi
+from service.app_keys import BACKEND, JOBS, SETTINGS
+from service.events import EventHub
+from service.images import resolve_images
+from service.jobs import ImageState, JobService
+from service.models import (
+    DiffResult,
+    Health,
+    ImagesResult,
+    Job,
+    JobCreate,
+    JobList,
+    JobListQuery,
+    ListDirectoryRequest,
+    ListDirectoryResult,
+    ReadFileRequest,
+    ReadFileResult,
+    ReplaceInFileRequest,
+    ReplaceInFileResult,
+    SearchRequest,
+    SearchResult,
+    WriteFileRequest,
+    WriteFileResult,
+)
+from service.sandbox.docker import DockerBackend
+from service.settings import Settings, load_images_config
+from service.store import Store
+
+BOT = frozenset({"bot"})
+READERS = frozenset({"bot", "auditor"})
+AUDITOR = frozenset({"auditor"})
+TOOL_ERRORS = (404, 409, 413, 503)
+
+
+def routes() -> list[Route]:
+    tool = "/v1/jobs/{id}/tools/"
+    return [
+        Route("GET", "/healthz", health.healthz, "Liveness", None, answer=Health),
+        Route(
+            "GET",
+            "/readyz",
+            health.readyz,
+            "Readiness: engine reachable, config valid, images built",
+            None,
+            answer=Health,
+            errors=(503,),
+        ),
+        Route("GET", "/openapi.json", health.openapi_json, "This contract as OpenAPI 3.1", None),
+        Route("GET", "/v1/images", health.images, "Languages, images and limits", BOT, answer=ImagesResult),
+        Route(
+            "POST",
+            "/v1/jobs",
+            jobs.create_job,
+            "Create a job: clone, start its sandbox",
+            BOT,
+            body=JobCreate,
+            answer=Job,
+            status=201,
+            errors=(429, 502, 503),
+        ),
+        Route(
+            "GET",
+            "/v1/jobs",
+            jobs.list_jobs,
+            "List jobs, newest first",
+            READERS,
+            query=JobListQuery,
+            answer=JobList,
+        ),
+        Route("GET", "/v1/jobs/{id}", jobs.get_job, "One job", READERS, answer=Job, errors=(404,)),
+        Route(
+            "DELETE",
+            "/v1/jobs/{id}",
+            jobs.delete_job,
+            "Remove the job's container and storage",
+            BOT,
+            status=204,
+            errors=(404, 503),
+        ),
+        Route(
+            "GET",
+            "/v1/jobs/{id}/events",
+            jobs.job_events,
+            "The job's events (server-sent events)",
+            READERS,
+            media_type="text/event-stream",
+            errors=(404,),
+        ),
+        Route(
+            "GET",
+            "/v1/jobs/{id}/logs",
+            jobs.job_logs,
+            "The container's own log",
+            AUDITOR,
+            media_type="text/plain",
+            errors=(404,),
+        ),
+        Route(
+            "GET",
+            "/v1/jobs/{id}/diff",
+            jobs.job_diff,
+            "The workspace against base_sha",
+            BOT,
+            answer=DiffResult,
+            errors=TOOL_ERRORS,
+        ),
+        Route(
+            "POST",
+            tool + "read_file",
+            tools.read_file,
+            "Read a file (line range, numbering)",
+            BOT,
+            body=ReadFileRequest,
+            answer=ReadFileResult,
+            errors=TOOL_ERRORS,
+        ),
+        Route(
+            "POST",
+            tool + "write_file",
+            tools.write_file,
+            "Write a file byte-exact",
+            BOT,
+            body=WriteFileRequest,
+            answer=WriteFileResult,
+            errors=TOOL_ERRORS,
+        ),
+        Route(
+            "POST",
+            tool + "replace_in_file",
+            tools.replace_in_file,
+            "Exact, counted string replacement",
+            BOT,
+            body=ReplaceInFileRequest,
+            answer=ReplaceInFileResult,
+            errors=TOOL_ERRORS,
+        ),
+        Route(
+            "POST",
+            tool + "list_directory",
+            tools.list_directory,
+            "List a folder",
+            BOT,
+            body=ListDirectoryRequest,
+            answer=ListDirectoryResult,
+            errors=TOOL_ERRORS,
+        ),
+        Route(
+            "POST",
+            tool + "search",
+            tools.search_repo,
+            "Search with ripgrep",
+            BOT,
+            body=SearchRequest,
+            answer=SearchResult,
+            errors=TOOL_ERRORS,
+        ),
+    ]
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Validate config (raising ConfigError with a fixable message) and wire the application."""
+    tokens = settings.tokens()
+    config = load_images_config(settings.images_config)
+    images = ImageState(config, resolve_images(config, settings.images_config, settings))
+    table = routes()
+    assert all(r.roles is None or r.roles <= ALL_ROLES for r in table)
+
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            errors_middleware,
+            auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}),
+        ],
+    )
+    app[SETTINGS] = settings
+    app["dockyard.max_body"] = settings.max_body_bytes
+    app["dockyard.openapi"] = openapi(table, title="dockyard control API", version=__version__)
+    for r in table:
+        app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        store = await Store.open(settings.state_dir)
+        backend = DockerBackend(threads=settings.docker_threads)
+        app[BACKEND] = backend
+        app[JOBS] = JobService(settings, store, backend, images, EventHub(store))
+        try:
+            yield
+        finally:
+            # Sandboxes stay running: a restarted service adopts them again.
+            await backend.close()
+            await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,16 @@
+"""Typed keys for what the application holds (aiohttp AppKey, no globals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from service.jobs import JobService
+    from service.sandbox.docker import DockerBackend
+    from service.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+JOBS: web.AppKey[JobService] = web.AppKey("jobs")
+BACKEND: web.AppKey[DockerBackend] = web.AppKey("backend")

@@ -1,0 +1,378 @@
+"""The job service: a job's life (create → ready → destroyed | failed) and every exec in its box.
+
+Handlers call this; it owns the rules (caps, states, clamping, audit records) and drives the
+clone, the sandbox backend and the store. Every exec goes through `run_tool`, which records the
+exec in the audit log whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.audit import SYSTEM, Actor, AuditEntry
+from service.clone import build_tar, check_clone_url, clone, detect_language, redact_url
+from service.errors import (
+    DockyardError,
+    InvalidRequest,
+    JobNotFound,
+    JobNotReady,
+    TooManyJobs,
+)
+from service.events import EventHub
+from service.images import ResolvedImage
+from service.logging import get_logger
+from service.models import JobCreate
+from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend
+from service.sandbox.docker import SandboxGone
+from service.settings import ImagesConfig, Settings
+from service.store import JobRecord, Store, now
+from service.tools.protocol import ToolCall
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+VANISHED = "the job's container vanished behind the service's back (removed or stopped outside dockyard)"
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(8)
+
+
+@dataclass
+class ImageState:
+    """The ops config and the content-hash tags it resolves to (swapped whole on reload)."""
+
+    config: ImagesConfig
+    images: dict[str, ResolvedImage]
+
+
+class JobService:
+    def __init__(
+        self, settings: Settings, store: Store, backend: SandboxBackend, images: ImageState, hub: EventHub
+    ):
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.images = images
+        self.hub = hub
+        self._create_lock = asyncio.Lock()
+        self._job_locks: dict[str, asyncio.Lock] = {}
+        self._work_dir = settings.state_dir / "work"
+        self._logs_dir = settings.state_dir / "logs"
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        self._logs_dir.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        return self._job_locks.setdefault(job_id, asyncio.Lock())
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}", {"job_id": job_id})
+        return job
+
+    async def get_checked(self, job_id: str) -> JobRecord:
+        """The job, after making sure a `ready` job's container is really there."""
+        job = await self.get(job_id)
+        if job.status == "ready" and job.container_id:
+            try:
+                running = await self.backend.is_running(job.container_id)
+            except DockyardError:
+                return job  # engine away: report what we know; /readyz says the rest
+            if not running:
+                job = await self._mark_vanished(job)
+        return job
+
+    async def list(self, statuses: list[str] | None, labels: dict[str, str] | None) -> list[JobRecord]:
+        return await self.store.list_jobs(statuses=statuses, labels=labels)
+
+    # --- create --------------------------------------------------------------------------------
+
+    async def create(self, req: JobCreate, actor: Actor) -> JobRecord:
+        cfg = self.images.config
+        if (req.repo is None) == (req.clone_url is None):
+            raise InvalidRequest("give exactly one of repo (owner/name) and clone_url", {})
+        if req.repo is not None:
+            raise InvalidRequest(
+                "repo needs the GitHub App, which is not configured on this service "
+                "(DOCKYARD_GITHUB_APP_ID and DOCKYARD_GITHUB_APP_PRIVATE_KEY); pass clone_url instead",
+                {"repo": req.repo},
+            )
+        assert req.clone_url is not None
+        check_clone_url(req.clone_url, self.settings.allowed_clone_schemes())
+        if req.language is not None and req.language not in cfg.languages:
+            raise InvalidRequest(
+                f"unknown language {req.language!r}; configured: {', '.join(sorted(cfg.languages))}",
+                {"language": req.language, "languages": sorted(cfg.languages)},
+            )
+        limits = cfg.clamp(req.limits.model_dump() if req.limits else None)
+        created = now()
+        job = JobRecord(
+            id=new_job_id(),
+            status="creating",
+            limits=limits.model_dump(),
+            labels=dict(req.labels),
+            created_at=created,
+            expires_at=created + timedelta(seconds=req.ttl_s),
+            repo=None,
+            ref=req.ref,
+            clone_url=redact_url(req.clone_url),
+            language=req.language,
+            actor=actor.name,
+        )
+        async with self._create_lock:
+            live = await self.store.count_live()
+            if live >= self.settings.max_jobs:
+                raise TooManyJobs(
+                    f"{live} jobs are live, the cap is {self.settings.max_jobs}; delete one or retry later",
+                    retry_after_s=30,
+                    details={"live_jobs": live, "max_jobs": self.settings.max_jobs},
+                )
+            await self.store.insert_job(job)
+        await self.hub.publish(job.id, "job.creating", {"status": "creating"})
+        async with self._lock(job.id):
+            # Shielded: a caller hanging up mid-create must not leave half a sandbox behind.
+            return await asyncio.shield(self._build(job, req.clone_url, actor))
+
+    async def _build(self, job: JobRecord, url: str, actor: Actor) -> JobRecord:
+        cfg = self.images.config
+        work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir))
+        container_id: str | None = None
+        volume: str | None = None
+        try:
+            await self.hub.publish(job.id, "job.cloning", {"repo": job.clone_url, "ref": job.ref})
+            checkout = await clone(
+                url,
+                job.ref,
+                work / "repo",
+                timeout_s=self.settings.clone_timeout_s,
+                allowed_schemes=self.settings.allowed_clone_schemes(),
+            )
+            language = job.language
+            if language is None:
+                language = await asyncio.to_thread(
+                    detect_language, checkout.path, cfg.languages, cfg.default_language
+                )
+            image = self.images.images[cfg.languages[language].image].tag
+            uid, _, gid = self.settings.sandbox_user.partition(":")
+            tar_path = work / "workspace.tar"
+            await asyncio.to_thread(build_tar, checkout.path, tar_path, int(uid), int(gid or uid))
+            await self.hub.publish(job.id, "job.starting", {"image": image, "base_sha": checkout.base_sha})
+            limits = cfg.clamp(job.limits)
+            spec = BoxSpec(
+                job_id=job.id,
+                image=image,
+                limits=limits,
+                labels=job.labels,
+                expires_at=job.expires_at,
+                user=self.settings.sandbox_user,
+                nofile=cfg.limits.nofile,
+                fsize_bytes=limits.disk_mb * 1024 * 1024,
+                tmp_mb=cfg.limits.tmp_mb,
+                log_max_mb=cfg.limits.log_max_mb,
+                runtime=self.settings.sandbox_runtime,
+            )
+            box = await self.backend.create(spec, tar_path)
+            container_id, volume = box.container_id, box.volume
+            fields: dict[str, Any] = dict(
+                status="ready",
+                base_sha=checkout.base_sha,
+                language=language,
+                image=image,
+                container_id=container_id,
+                volume=volume,
+            )
+            await self.store.update_job(
+                job.id,
+                audit=AuditEntry(
+                    actor=actor,
+                    action="job.create",
+                    outcome="ok",
+                    job_id=job.id,
+                    container_id=container_id,
+                    details={
+                        "repo": job.clone_url,
+                        "ref": job.ref,
+                        "base_sha": checkout.base_sha,
+                        "image": image,
+                    },
+                ),
+                **fields,
+            )
+            await self.hub.publish(job.id, "job.ready", {"status": "ready", "base_sha": checkout.base_sha})
+            log.info("job_ready", job_id=job.id, image=image, base_sha=checkout.base_sha)
+            return await self.get(job.id)
+        except BaseException as e:
+            message = (
+                e.message if isinstance(e, DockyardError) else f"job creation failed: {type(e).__name__}"
+            )
+            if container_id:
+                try:
+                    await self.backend.destroy(container_id, volume)
+                except DockyardError:
+                    log.warning("cleanup_failed", job_id=job.id, container_id=container_id)
+            await self.store.update_job(
+                job.id,
+                audit=AuditEntry(
+                    actor=actor,
+                    action="job.create",
+                    outcome="error",
+                    job_id=job.id,
+                    details={"repo": job.clone_url, "ref": job.ref, "error": message},
+                ),
+                status="failed",
+                error=message,
+            )
+            await self.hub.publish(job.id, "job.failed", {"status": "failed", "error": message})
+            log.info("job_failed", job_id=job.id, error=message)
+            raise
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    # --- delete --------------------------------------------------------------------------------
+
+    async def delete(self, job_id: str, actor: Actor) -> None:
+        async with self._lock(job_id):
+            job = await self.get(job_id)
+            if job.status == "destroyed":
+                return
+            if job.container_id:
+                await self._save_logs(job)
+            await self.backend.destroy(
+                job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"
+            )
+            new_status = "failed" if job.status == "failed" else "destroyed"
+            await self.store.update_job(
+                job.id,
+                audit=AuditEntry(
+                    actor=actor,
+                    action="job.delete",
+                    outcome="ok",
+                    job_id=job.id,
+                    container_id=job.container_id,
+                ),
+                status=new_status,
+            )
+            await self.hub.publish(job.id, "job.destroyed", {"status": new_status})
+        self._job_locks.pop(job_id, None)
+
+    def log_path(self, job_id: str) -> Path:
+        return self._logs_dir / f"{job_id}.log"
+
+    async def _save_logs(self, job: JobRecord) -> None:
+        assert job.container_id is not None
+        try:
+            data = await self.backend.logs(job.container_id, 1024 * 1024)
+        except DockyardError:
+            return
+        if data:
+            await asyncio.to_thread(self.log_path(job.id).write_bytes, data)
+
+    async def logs(self, job_id: str) -> bytes:
+        job = await self.get(job_id)
+        if job.status == "ready" and job.container_id:
+            return await self.backend.logs(job.container_id, 1024 * 1024)
+        path = self.log_path(job.id)
+        return await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+
+    # --- exec ----------------------------------------------------------------------------------
+
+    async def ready_job(self, job_id: str) -> JobRecord:
+        job = await self.get(job_id)
+        if job.status != "ready" or not job.container_id:
+            raise JobNotReady(
+                f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""),
+                {"job_id": job_id, "status": job.status},
+            )
+        return job
+
+    async def run_tool(
+        self, job_id: str, call: ToolCall, actor: Actor, parse: Callable[[ExecResult], T]
+    ) -> T:
+        """Run one exec in the job's box, audit it, and parse its answer (refusals raise)."""
+        job = await self.ready_job(job_id)
+        assert job.container_id is not None
+        timeout = float(job.limits.get("tool_timeout_s", 30))
+        try:
+            result = await self.backend.exec(
+                job.container_id,
+                call.argv,
+                stdin=call.stdin,
+                timeout_s=timeout,
+                output_cap=self.settings.output_cap_bytes,
+            )
+        except SandboxGone as e:
+            job = await self._mark_vanished(job)
+            raise JobNotReady(
+                f"job {job_id} is failed: {VANISHED}", {"job_id": job_id, "status": job.status}
+            ) from e
+        details: dict[str, Any] = {}
+        if call.path is not None:
+            details["path"] = call.path
+        outcome = result.outcome
+        error: DockyardError | None = None
+        try:
+            parsed = parse(result)
+        except DockyardError as e:
+            error = e
+            outcome = e.code
+            details["error"] = e.message
+        await self.store.audit(
+            AuditEntry(
+                actor=actor,
+                action=call.action,
+                outcome=outcome,
+                job_id=job.id,
+                container_id=job.container_id,
+                argv=result.argv,
+                exit_code=result.exit_code,
+                duration_ms=result.duration_ms,
+                bytes_in=result.bytes_in,
+                bytes_out=result.bytes_out,
+                details={**details, "timed_out": result.timed_out, "oom_killed": result.oom_killed},
+            )
+        )
+        await self.hub.publish(
+            job.id,
+            "exec",
+            {"action": call.action, "outcome": outcome, "duration_ms": result.duration_ms, **details},
+        )
+        if error is not None:
+            raise error
+        return parsed
+
+    async def _mark_vanished(self, job: JobRecord) -> JobRecord:
+        async with self._lock(job.id):
+            fresh = await self.get(job.id)
+            if fresh.status != "ready":
+                return fresh
+            await self.store.update_job(
+                job.id,
+                audit=AuditEntry(
+                    actor=SYSTEM,
+                    action="job.fail",
+                    outcome="vanished",
+                    job_id=job.id,
+                    container_id=job.container_id,
+                    details={"error": VANISHED},
+                ),
+                status="failed",
+                error=VANISHED,
+            )
+            try:  # whatever is left of it (a stopped container, the volume) goes too
+                await self.backend.destroy(job.container_id, job.volume)
+            except DockyardError:
+                log.warning("cleanup_failed", job_id=job.id)
+            await self.hub.publish(job.id, "job.failed", {"status": "failed", "error": VANISHED})
+            log.warning("job_vanished", job_id=job.id, container_id=job.container_id)
+            return await self.get(job.id)
