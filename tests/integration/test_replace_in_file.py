@@ -59,7 +59,9 @@ def test_unicode_replacement(api, job):
 
 def test_expected_count_two(api, job):
     api.write(job["id"], "r/two.txt", "x = 1\ny = 2\nx = 1\n")
-    got = api.tool_ok(job["id"], "replace_in_file", path="r/two.txt", old="x = 1", new="x = 3", expected_count=2)
+    got = api.tool_ok(
+        job["id"], "replace_in_file", path="r/two.txt", old="x = 1", new="x = 3", expected_count=2
+    )
     assert got["replacements"] == 2
     assert api.read(job["id"], "r/two.txt")["content"] == "x = 3\ny = 2\nx = 3\n"
 

@@ -1,0 +1,116 @@
+"""GET /v1/jobs/{id}/diff: the workspace against base_sha — statuses, modes, binary, patch, stats."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+def _diff(api, job):
+    r = api.get(f"/v1/jobs/{job['id']}/diff")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def changed(api, job, dexec, fixture_repo):
+    """One job with one change of every kind; returns (job, diff)."""
+    jid = job["id"]
+    api.write(jid, "new_dir/added.txt", "one\ntwo\n")  # added, +2
+    api.tool_ok(jid, "replace_in_file", path="src/app.py", old="return x + 1", new="return x + 2")  # +1 -1
+    dexec.ok(job, ["rm", "/workspace/README.md"])  # deleted, -4
+    dexec.ok(job, ["chmod", "755", "/workspace/tabs.txt"])  # mode only
+    api.write(jid, "data.bin", "\x00\x01\x02binary\x00")  # added, binary
+    dexec.ok(job, "printf 'x\\000y' > /workspace/bin/blob.bin")  # modified binary
+    api.write(jid, "scripts/run.sh", "#!/bin/sh\necho changed\n")  # +1 -1, mode stays 100755
+    return job, _diff(api, job)
+
+
+def test_fresh_job_has_an_empty_diff(api, make_job):
+    fresh = make_job()
+    got = _diff(api, fresh)
+    assert got["base_sha"] == fresh["base_sha"]
+    assert got["files"] == []
+    assert got["patch"] == ""
+    assert got["stats"] == {"files": 0, "additions": 0, "deletions": 0}
+
+
+def test_statuses(changed):
+    _, diff = changed
+    status = {f["path"]: f["status"] for f in diff["files"]}
+    assert status == {
+        "new_dir/added.txt": "added",
+        "src/app.py": "modified",
+        "README.md": "deleted",
+        "tabs.txt": "modified",
+        "data.bin": "added",
+        "bin/blob.bin": "modified",
+        "scripts/run.sh": "modified",
+    }
+
+
+def test_modes(changed):
+    _, diff = changed
+    mode = {f["path"]: f["mode"] for f in diff["files"]}
+    assert mode["tabs.txt"] == "100755"
+    assert mode["scripts/run.sh"] == "100755"
+    assert mode["new_dir/added.txt"] == "100644"
+    assert mode["src/app.py"] == "100644"
+
+
+def test_binary_flags(changed):
+    _, diff = changed
+    binary = {f["path"]: f["binary"] for f in diff["files"]}
+    assert binary["data.bin"] is True
+    assert binary["bin/blob.bin"] is True
+    assert binary["src/app.py"] is False
+    assert binary["new_dir/added.txt"] is False
+
+
+def test_patch_is_a_unified_diff_of_the_changes(changed):
+    _, diff = changed
+    patch = diff["patch"]
+    assert "diff --git a/src/app.py b/src/app.py" in patch
+    assert "--- a/src/app.py\n+++ b/src/app.py\n" in patch
+    assert "@@ " in patch
+    assert "-    return x + 1\n" in patch
+    assert "+    return x + 2\n" in patch
+    assert "+++ b/new_dir/added.txt\n" in patch and "+one\n+two\n" in patch
+    assert "deleted file mode 100644" in patch and "-hello dockyard\n" in patch
+    assert "old mode 100644\nnew mode 100755" in patch
+
+
+def test_stats(changed, fixture_repo):
+    _, diff = changed
+    readme_lines = fixture_repo.files["README.md"].count(b"\n")
+    assert diff["stats"] == {
+        "files": 7,
+        "additions": 2 + 1 + 1,
+        "deletions": 1 + readme_lines + 1,
+    }
+
+
+def test_diff_is_against_base_sha(changed, fixture_repo):
+    job, diff = changed
+    assert diff["base_sha"] == job["base_sha"] == fixture_repo.sha
+
+
+def test_diff_does_not_move_the_base(api, changed):
+    job, first = changed
+    again = _diff(api, job)
+    assert again["files"] == first["files"]
+    assert again["stats"] == first["stats"]
+
+
+def test_reverting_a_change_drops_it_from_the_diff(api, make_job, fixture_repo):
+    job = make_job()
+    api.write(job["id"], "crlf.txt", "changed\n")
+    assert [f["path"] for f in _diff(api, job)["files"]] == ["crlf.txt"]
+    api.write(job["id"], "crlf.txt", fixture_repo.text("crlf.txt"))
+    got = _diff(api, job)
+    assert got["files"] == [] and got["patch"] == ""
+
+
+def test_auditor_cannot_diff(auditor_api, job):
+    auditor_api.error(auditor_api.get(f"/v1/jobs/{job['id']}/diff"), 403, "forbidden")

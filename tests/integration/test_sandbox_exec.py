@@ -1,0 +1,144 @@
+"""The exec layer against the real engine: deadlines that really kill, output caps enforced while
+reading, OOM told apart from a timeout, stdin with a clean half-close, a vanished box."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import tarfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import docker
+import pytest
+
+from service.images import resolve_images
+from service.sandbox.backend import Box, BoxSpec
+from service.sandbox.docker import DockerBackend, SandboxGone
+from service.settings import Limits, Settings, load_images_config
+
+pytestmark = pytest.mark.docker
+
+PS = ["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"]
+
+
+def base_tag() -> str:
+    settings = Settings(api_tokens="x" * 16 + ":bot")
+    cfg = load_images_config(settings.images_config)
+    return resolve_images(cfg, settings.images_config, settings)["base"].tag
+
+
+@pytest.fixture(scope="module")
+async def backend() -> AsyncIterator[DockerBackend]:
+    b = DockerBackend(threads=8)
+    yield b
+    await b.close()
+
+
+@pytest.fixture(scope="module")
+async def box(backend: DockerBackend, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Box]:
+    tar_path = tmp_path_factory.mktemp("ws") / "ws.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        data = b"hello\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size, info.uid, info.gid = len(data), 1000, 1000
+        tar.addfile(info, io.BytesIO(data))
+    spec = BoxSpec(
+        job_id="test_exec_" + secrets.token_hex(4),
+        image=base_tag(),
+        limits=Limits(memory_mb=96, cpus=1.0, pids=128, disk_mb=32, tool_timeout_s=10),
+        labels={"test": "exec"},
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+        user="1000:1000",
+        nofile=256,
+        fsize_bytes=32 << 20,
+        tmp_mb=16,
+        log_max_mb=1,
+    )
+    created = await backend.create(spec, tar_path)
+    yield created
+    await backend.destroy(created.container_id, created.volume)
+
+
+async def processes(backend: DockerBackend, box: Box) -> str:
+    r = await backend.exec(box.container_id, PS, stdin=None, timeout_s=10, output_cap=1 << 20)
+    return r.stdout.decode()
+
+
+async def test_timeout_kills_the_process(backend: DockerBackend, box: Box) -> None:
+    t0 = time.monotonic()
+    r = await backend.exec(box.container_id, ["sleep", "300"], stdin=None, timeout_s=1.5, output_cap=1024)
+    assert r.timed_out and not r.oom_killed
+    assert time.monotonic() - t0 < 6
+    assert "sleep 300" not in await processes(backend, box)
+
+
+async def test_timeout_kills_background_children(backend: DockerBackend, box: Box) -> None:
+    argv = ["sh", "-c", "sleep 301 & sleep 302 & wait"]
+    r = await backend.exec(box.container_id, argv, stdin=None, timeout_s=1.5, output_cap=1024)
+    assert r.timed_out
+    time.sleep(0.3)
+    ps = await processes(backend, box)
+    # `timeout` kills its child; orphans are reaped by the marker kill on the host deadline, or
+    # (here) live on only until the next exec checks — they must not survive the call.
+    assert "sleep 301" not in ps and "sleep 302" not in ps, ps
+
+
+async def test_output_cap_stops_a_flood_fast(backend: DockerBackend, box: Box) -> None:
+    t0 = time.monotonic()
+    r = await backend.exec(box.container_id, ["yes"], stdin=None, timeout_s=30, output_cap=256 * 1024)
+    assert r.output_truncated and len(r.stdout) == 256 * 1024
+    assert time.monotonic() - t0 < 5, "the flood was not killed at the cap"
+    assert "yes" not in (await processes(backend, box)).split()
+
+
+async def test_stderr_flood_is_capped_too(backend: DockerBackend, box: Box) -> None:
+    t0 = time.monotonic()
+    r = await backend.exec(
+        box.container_id, ["sh", "-c", "yes >&2"], stdin=None, timeout_s=30, output_cap=64 * 1024
+    )
+    assert r.output_truncated and len(r.stderr) <= 64 * 1024
+    assert time.monotonic() - t0 < 5
+
+
+async def test_oom_is_reported_not_timeout(backend: DockerBackend, box: Box) -> None:
+    argv = ["perl", "-e", "my $x = 'a' x 400_000_000; print length $x"]  # 400 MB under a 96 MB cap
+    r = await backend.exec(box.container_id, argv, stdin=None, timeout_s=20, output_cap=1024)
+    assert r.exit_code == 137
+    assert r.oom_killed and not r.timed_out
+    ok = await backend.exec(box.container_id, ["cat", "hello.txt"], stdin=None, timeout_s=5, output_cap=1024)
+    assert ok.stdout == b"hello\n", "the box must stay usable after an OOM kill"
+
+
+async def test_stdin_half_close(backend: DockerBackend, box: Box) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB with every byte value
+    r = await backend.exec(box.container_id, ["sha256sum"], stdin=payload, timeout_s=10, output_cap=1024)
+    import hashlib
+
+    assert r.stdout.split()[0].decode() == hashlib.sha256(payload).hexdigest()
+
+
+async def test_removed_container_is_sandbox_gone(backend: DockerBackend, tmp_path: Path) -> None:
+    tar_path = tmp_path / "empty.tar"
+    with tarfile.open(tar_path, "w"):
+        pass
+    spec = BoxSpec(
+        job_id="test_gone_" + secrets.token_hex(4),
+        image=base_tag(),
+        limits=Limits(memory_mb=64, cpus=0.5, pids=64, disk_mb=16, tool_timeout_s=5),
+        labels={},
+        expires_at=datetime.now(UTC),
+        user="1000:1000",
+        nofile=256,
+        fsize_bytes=1 << 20,
+        tmp_mb=8,
+        log_max_mb=1,
+    )
+    gone = await backend.create(spec, tar_path)
+    docker.from_env().containers.get(gone.container_id).remove(force=True)
+    with pytest.raises(SandboxGone):
+        await backend.exec(gone.container_id, ["true"], stdin=None, timeout_s=5, output_cap=1024)
+    await backend.destroy(gone.container_id, gone.volume)
+    assert not [v for v in docker.from_env().volumes.list() if v.name == gone.volume]

@@ -1,0 +1,114 @@
+from pathlib import Path
+
+import pytest
+
+from service.settings import ConfigError, Settings, load_images_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tokens_parse_roles() -> None:
+    s = Settings(api_tokens="aaaaaaaaaaaaaaaa:bot, bbbbbbbbbbbbbbbb:auditor")
+    assert s.tokens() == {"aaaaaaaaaaaaaaaa": "bot", "bbbbbbbbbbbbbbbb": "auditor"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "no API tokens configured"),
+        ("", "no API tokens configured"),
+        ("aaaaaaaaaaaaaaaa", "token:role"),
+        ("aaaaaaaaaaaaaaaa:root", "unknown role 'root'"),
+        ("short:bot", "at least 16 characters"),
+    ],
+)
+def test_tokens_refuse_bad_config(value: str | None, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings(api_tokens=value).tokens()
+
+
+def test_tokens_file(tmp_path: Path) -> None:
+    f = tmp_path / "tokens"
+    f.write_text("# ops tokens\ncccccccccccccccc:admin\n")
+    assert Settings(api_tokens_file=f).tokens() == {"cccccccccccccccc": "admin"}
+
+
+def test_env_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_MAX_JOBS", "3")
+    monkeypatch.setenv("DOCKYARD_PORT", "9999")
+    s = Settings()
+    assert (s.max_jobs, s.port) == (3, 9999)
+
+
+def test_shipped_images_config_loads_and_clamps() -> None:
+    cfg = load_images_config(REPO / "sandbox-images" / "images.toml")
+    applied = cfg.clamp({"memory_mb": 10**9, "cpus": 0.5, "pids": None})
+    assert applied.memory_mb == cfg.limits.maxima.memory_mb
+    assert applied.cpus == 0.5
+    assert applied.pids == cfg.limits.defaults.pids
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "base").mkdir(exist_ok=True)
+    (tmp_path / "base" / "Dockerfile").write_text("FROM scratch\n")
+    p = tmp_path / "images.toml"
+    p.write_text(text)
+    return p
+
+
+GOOD = """
+default_language = "generic"
+[limits]
+nofile = 1024
+tmp_mb = 64
+log_max_mb = 10
+[limits.defaults]
+memory_mb = 1024
+cpus = 1.0
+pids = 256
+disk_mb = 2048
+tool_timeout_s = 30
+[limits.maxima]
+memory_mb = 8192
+cpus = 2.0
+pids = 1024
+disk_mb = 8192
+tool_timeout_s = 300
+[images.base]
+context = "base"
+[languages.generic]
+image = "base"
+detect = []
+"""
+
+
+def test_config_good(tmp_path: Path) -> None:
+    assert load_images_config(_write(tmp_path, GOOD)).default_language == "generic"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda t: t.replace('image = "base"', 'image = "nope"'), "languages.generic.image"),
+        (lambda t: t.replace("memory_mb = 1024", "memory_mb = 99999"), "maxima"),
+        (
+            lambda t: t.replace('default_language = "generic"', 'default_language = "cobol"'),
+            "default_language",
+        ),
+        (lambda t: t.replace("cpus = 1.0", "cpus = 'lots'"), "limits.defaults.cpus"),
+        (lambda t: t.replace('context = "base"', 'context = "missing"'), "no Dockerfile"),
+        (lambda t: t + "\n[images.extra]\ncontext = 'base'\ncolour = 'red'\n", "images.extra.colour"),
+        (lambda t: t.replace("[limits]", "[limits"), "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = _write(tmp_path, mutate(GOOD))
+    with pytest.raises(ConfigError) as e:
+        load_images_config(path)
+    assert str(path) in str(e.value)
+    assert message in str(e.value)
+
+
+def test_config_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DOCKYARD_IMAGES_CONFIG"):
+        load_images_config(tmp_path / "nope.toml")
