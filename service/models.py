@@ -58,6 +58,8 @@ class LimitsRequest(_Request):
     pids: int | None = Field(None, ge=16)
     disk_mb: int | None = Field(None, ge=16)
     tool_timeout_s: int | None = Field(None, ge=1)
+    lint_timeout_s: int | None = Field(None, ge=1)
+    output_cap_kb: int | None = Field(None, ge=16)
 
 
 class LimitsOut(_Answer):
@@ -66,6 +68,8 @@ class LimitsOut(_Answer):
     pids: int
     disk_mb: int
     tool_timeout_s: int
+    lint_timeout_s: int
+    output_cap_kb: int
 
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")

@@ -7,6 +7,7 @@ validated by `load_images_config`, whose errors name the file, the key and the f
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -107,6 +108,8 @@ class Limits(_Strict):
     pids: int = Field(ge=16)
     disk_mb: int = Field(ge=16)
     tool_timeout_s: int = Field(ge=1)
+    lint_timeout_s: int = Field(120, ge=1, description="a linter run's deadline")
+    output_cap_kb: int = Field(1024, ge=16, description="raw linter output kept per run")
 
 
 class LimitsSection(_Strict):
@@ -136,9 +139,58 @@ class ImageSpec(_Strict):
     build_args: dict[str, str] = Field(default_factory=dict)
 
 
+ParserName = Literal[
+    "ruff_json", "flake8", "pylint_json", "mypy", "eslint_json", "go_vet", "gofmt", "shellcheck_json"
+]
+PLACEHOLDERS = ("{files}", "{dirs}")
+_CONFIG_RULE = re.compile(r"^[^:\[\]]+(?::\[[^\]]+\])?$")
+
+
+class LinterSpec(_Strict):
+    """One linter of a language: what enables it, how it runs, how its output is read."""
+
+    command: list[str] = Field(
+        min_length=1, description="argv; {files} expands to the files to lint, {dirs} to their folders (./x)"
+    )
+    parser: ParserName
+    files: list[str] = Field(min_length=1, description="glob patterns of the files this linter checks")
+    enabled_by: list[str] = Field(
+        default_factory=list,
+        description="repo files enabling it: 'NAME' (a glob) or 'NAME:[section]' (setup.cfg:[flake8])",
+    )
+    default: bool = Field(False, description="run it when the repo configures no linter of this language")
+    image: str | None = Field(None, description="an [images] entry; default: the language's image")
+    timeout_s: int | None = Field(None, ge=1, description="default: limits.defaults.lint_timeout_s")
+    memory_mb: int | None = Field(None, ge=16)
+    cpus: float | None = Field(None, gt=0)
+    pids: int | None = Field(None, ge=16)
+    runtime: str | None = Field(None, description="OCI runtime, e.g. runsc where ops installed gVisor")
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, v: list[str]) -> list[str]:
+        for arg in v:
+            for token in re.findall(r"\{[^}]*\}", arg):
+                if token not in PLACEHOLDERS or arg != token:
+                    raise ValueError(
+                        f"unknown placeholder {arg!r}: use {' or '.join(PLACEHOLDERS)} as a whole argument"
+                    )
+        return v
+
+    @field_validator("enabled_by")
+    @classmethod
+    def _rules(cls, v: list[str]) -> list[str]:
+        for rule in v:
+            if not _CONFIG_RULE.match(rule):
+                raise ValueError(f"enabled_by entry {rule!r}: write 'FILE' or 'FILE:[section]'")
+        return v
+
+
 class LanguageSpec(_Strict):
     image: str = Field(description="name of an entry of [images]")
     detect: list[str] = Field(default_factory=list, description="glob patterns that detect the language")
+    linters: dict[str, LinterSpec] = Field(default_factory=dict)
 
 
 class ImagesConfig(_Strict):
@@ -157,6 +209,11 @@ class ImagesConfig(_Strict):
                 raise ValueError(
                     f"languages.{name}.image names unknown image {lang.image!r}; add [images.{lang.image}]"
                 )
+            for lname, linter in lang.linters.items():
+                if linter.image is not None and linter.image not in self.images:
+                    raise ValueError(
+                        f"languages.{name}.linters.{lname}.image names unknown image {linter.image!r}"
+                    )
         if self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not a key of [languages]")
         return self

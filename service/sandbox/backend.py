@@ -26,6 +26,26 @@ class BoxSpec:
 
 
 @dataclass(frozen=True)
+class RunSpec:
+    """A one-shot box (a linter run): the job's workspace read-only, its own caps, then removed."""
+
+    name: str
+    image: str
+    argv: list[str]
+    workspace_volume: str
+    limits: Limits
+    labels: dict[str, str]
+    user: str
+    nofile: int
+    tmp_mb: int
+    timeout_s: float
+    output_cap: int
+    workdir: str = "/workspace"
+    env: dict[str, str] = field(default_factory=dict)
+    runtime: str | None = None
+
+
+@dataclass(frozen=True)
 class Box:
     container_id: str
     volume: str
@@ -64,6 +84,8 @@ class SandboxBackend(Protocol):
     async def exec(
         self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int
     ) -> ExecResult: ...
+
+    async def run(self, spec: RunSpec) -> ExecResult: ...
 
     async def is_running(self, container_id: str) -> bool: ...
 

@@ -23,8 +23,9 @@ import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
 from service.errors import DockerUnavailable, ImageMissing, PayloadTooLarge, SandboxFailed
-from service.sandbox.backend import Box, BoxSpec, ExecResult
-from service.sandbox.exec import run_exec
+from service.sandbox.backend import Box, BoxSpec, ExecResult, RunSpec
+from service.sandbox.exec import run_container, run_exec
+from service.settings import Limits
 
 T = TypeVar("T")
 
@@ -101,31 +102,39 @@ class DockerBackend:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def _host_config(self, spec: BoxSpec, volume: str) -> dict[str, Any]:
-        lim = spec.limits
-        api = self.client().api
-        return api.create_host_config(
+    def _host_config(
+        self,
+        limits: Limits,
+        *,
+        volume: str,
+        workspace_read_only: bool,
+        nofile: int,
+        fsize_bytes: int,
+        tmp_mb: int,
+        log_max_mb: int,
+        runtime: str | None,
+    ) -> dict[str, Any]:
+        """THE hardening template: every container dockyard starts gets exactly this."""
+        return self.client().api.create_host_config(
             network_mode="none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             read_only=True,
             init=True,
             privileged=False,
-            mem_limit=f"{lim.memory_mb}m",
-            memswap_limit=f"{lim.memory_mb}m",
-            nano_cpus=int(lim.cpus * 1e9),
-            pids_limit=lim.pids,
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
             ulimits=[
-                Ulimit(name="nofile", soft=spec.nofile, hard=spec.nofile),
-                Ulimit(name="fsize", soft=spec.fsize_bytes, hard=spec.fsize_bytes),
+                Ulimit(name="nofile", soft=nofile, hard=nofile),
+                Ulimit(name="fsize", soft=fsize_bytes, hard=fsize_bytes),
                 Ulimit(name="core", soft=0, hard=0),
             ],
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_mb}m,mode=1777"},
-            mounts=[Mount(target=WORKSPACE, source=volume, type="volume")],
-            log_config=LogConfig(
-                type="json-file", config={"max-size": f"{spec.log_max_mb}m", "max-file": "1"}
-            ),
-            runtime=spec.runtime,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_mb}m,mode=1777"},
+            mounts=[Mount(target=WORKSPACE, source=volume, type="volume", read_only=workspace_read_only)],
+            log_config=LogConfig(type="json-file", config={"max-size": f"{log_max_mb}m", "max-file": "1"}),
+            runtime=runtime,
             ipc_mode="private",
         )
 
@@ -167,7 +176,16 @@ class DockerBackend:
                 labels=labels,
                 environment={},
                 network_disabled=True,
-                host_config=self._host_config(spec, name),
+                host_config=self._host_config(
+                    spec.limits,
+                    volume=name,
+                    workspace_read_only=False,
+                    nofile=spec.nofile,
+                    fsize_bytes=spec.fsize_bytes,
+                    tmp_mb=spec.tmp_mb,
+                    log_max_mb=spec.log_max_mb,
+                    runtime=spec.runtime,
+                ),
             )
             container_id = created["Id"]
             client.api.start(container_id)
@@ -269,6 +287,55 @@ class DockerBackend:
             if e.status_code == 409:
                 raise SandboxGone("the job's container is not running", {"container_id": container_id}) from e
             raise
+
+    def _run_blocking(self, spec: RunSpec) -> ExecResult:
+        client = self.client()
+        try:
+            client.images.get(spec.image)
+        except docker.errors.ImageNotFound as e:
+            raise ImageMissing(
+                f"image {spec.image} is not built; run `dockyard images build`", {"image": spec.image}
+            ) from e
+        created = client.api.create_container(
+            spec.image,
+            command=spec.argv,
+            name=spec.name,
+            user=spec.user,
+            working_dir=spec.workdir,
+            hostname="sandbox",
+            labels={**spec.labels, MANAGED_LABEL: "true"},
+            environment=spec.env,
+            network_disabled=True,
+            host_config=self._host_config(
+                spec.limits,
+                volume=spec.workspace_volume,
+                workspace_read_only=True,
+                nofile=1024,
+                fsize_bytes=spec.tmp_mb * 1024 * 1024,
+                tmp_mb=spec.tmp_mb,
+                log_max_mb=1,
+                runtime=spec.runtime,
+            ),
+        )
+        container_id = created["Id"]
+        try:
+            return run_container(
+                client.api,
+                container_id,
+                spec.argv,
+                timeout_s=spec.timeout_s,
+                output_cap=spec.output_cap,
+                oom_since=self._oom_since(container_id),
+            )
+        finally:
+            try:
+                client.api.remove_container(container_id, force=True)
+            except docker.errors.NotFound:
+                pass
+
+    async def run(self, spec: RunSpec) -> ExecResult:
+        """A one-shot container (a linter): created, run to its end or deadline, removed."""
+        return await self._run(self._run_blocking, spec)
 
     async def exec(
         self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int

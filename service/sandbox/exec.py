@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
@@ -50,38 +51,30 @@ def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes | None:
     return bytes(chunks)
 
 
-def run_exec(
-    api: APIClient,
-    container_id: str,
-    argv: list[str],
-    *,
-    stdin: bytes | None,
-    timeout_s: float,
-    output_cap: int,
-    oom_since: Callable[[float], bool],
-) -> ExecResult:
-    """Blocking: call from the backend's thread pool."""
-    marker = secrets.token_hex(8)
-    full = wrap_argv(argv, timeout_s)
-    started_wall = time.time()
-    t0 = time.monotonic()
-    exec_id = api.exec_create(
-        container_id,
-        full,
-        stdout=True,
-        stderr=True,
-        stdin=stdin is not None,
-        environment={"DOCKYARD_EXEC": marker},
-    )["Id"]
-    conn: Any = api.exec_start(exec_id, socket=True)
-    sock: socket.socket = conn._sock if hasattr(conn, "_sock") else conn
-    deadline = t0 + timeout_s + GRACE_S
+@dataclass
+class Pumped:
+    stdout: bytes
+    stderr: bytes
+    bytes_out: int
+    truncated: bool
+    deadline_passed: bool
+
+
+def pump(
+    sock: socket.socket, stdin: bytes | None, deadline: float, output_cap: int, kill: Callable[[], None]
+) -> Pumped:
+    """Feed stdin (then half-close), read the multiplexed stream into capped buffers.
+
+    Over the cap, `kill` runs in another thread while this one keeps draining and discarding (a
+    stream nobody reads can stall the engine's other execs on the container). Past the deadline,
+    `kill` runs here and reading stops.
+    """
     out = bytearray()
     err = bytearray()
     err_total = 0
     bytes_out = 0
     truncated = False
-    host_killed = False
+    deadline_passed = False
     killer: threading.Thread | None = None
     try:
         if stdin is not None:
@@ -98,7 +91,7 @@ def run_exec(
                 break
             bytes_out += len(payload)
             if truncated:
-                continue  # draining: a blocked stream can stall the engine's other execs
+                continue
             if stream == 2:
                 err += payload[: max(0, STDERR_CAP - len(err))]
                 err_total += len(payload)
@@ -109,41 +102,144 @@ def run_exec(
                 over = len(payload) > room
             if over:
                 truncated = True
-                # Kill from another thread while this one keeps draining the stream.
-                killer = threading.Thread(target=_kill_marker, args=(api, container_id, marker), daemon=True)
+                killer = threading.Thread(target=kill, daemon=True)
                 killer.start()
     except TimeoutError:
-        host_killed = True
+        deadline_passed = True
+        kill()
     finally:
-        if host_killed:
-            _kill_marker(api, container_id, marker)
         if killer is not None:
             killer.join(timeout=GRACE_S)
         try:
             sock.close()
         except OSError:
             pass
+    return Pumped(bytes(out), bytes(err), bytes_out, truncated, deadline_passed)
+
+
+def _raw_socket(conn: Any) -> socket.socket:
+    return conn._sock if hasattr(conn, "_sock") else conn  # type: ignore[no-any-return]
+
+
+def run_exec(
+    api: APIClient,
+    container_id: str,
+    argv: list[str],
+    *,
+    stdin: bytes | None,
+    timeout_s: float,
+    output_cap: int,
+    oom_since: Callable[[float], bool],
+) -> ExecResult:
+    """One exec in a running box. Blocking: call from the backend's thread pool."""
+    marker = secrets.token_hex(8)
+    full = wrap_argv(argv, timeout_s)
+    started_wall = time.time()
+    t0 = time.monotonic()
+    exec_id = api.exec_create(
+        container_id,
+        full,
+        stdout=True,
+        stderr=True,
+        stdin=stdin is not None,
+        environment={"DOCKYARD_EXEC": marker},
+    )["Id"]
+    conn: Any = api.exec_start(exec_id, socket=True)
+    try:
+        pumped = pump(
+            _raw_socket(conn),
+            stdin,
+            t0 + timeout_s + GRACE_S,
+            output_cap,
+            lambda: _kill_marker(api, container_id, marker),
+        )
+    finally:
         try:
             conn.close()
         except Exception:
             pass
     exit_code = _exit_code(api, exec_id)
     duration_s = time.monotonic() - t0
-    timed_out = host_killed or (exit_code == 137 and duration_s >= timeout_s - 0.05 and not truncated)
-    oom = False
-    if exit_code == 137 and not timed_out and not truncated:
-        oom = oom_since(started_wall - 1)
+    truncated = pumped.truncated
+    timed_out = pumped.deadline_passed or (
+        exit_code == 137 and duration_s >= timeout_s - 0.05 and not truncated
+    )
+    oom = exit_code == 137 and not timed_out and not truncated and oom_since(started_wall - 1)
     return ExecResult(
         argv=full,
         exit_code=exit_code,
-        stdout=bytes(out),
-        stderr=bytes(err),
+        stdout=pumped.stdout,
+        stderr=pumped.stderr,
         duration_ms=int(duration_s * 1000),
         bytes_in=len(stdin or b""),
-        bytes_out=bytes_out,
+        bytes_out=pumped.bytes_out,
         timed_out=timed_out,
         oom_killed=oom,
         output_truncated=truncated,
+    )
+
+
+def run_container(
+    api: APIClient,
+    container_id: str,
+    argv: list[str],
+    *,
+    timeout_s: float,
+    output_cap: int,
+    oom_since: Callable[[float], bool],
+) -> ExecResult:
+    """Start a created (one-shot) container, read its output capped, kill it at the deadline.
+
+    Attaching before start means no output is lost however fast it exits. Blocking.
+    """
+    conn: Any = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
+    started_wall = time.time()
+    t0 = time.monotonic()
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        try:
+            api.kill(container_id)
+        except docker.errors.APIError:
+            pass  # already gone
+
+    try:
+        api.start(container_id)
+        pumped = pump(_raw_socket(conn), None, t0 + timeout_s, output_cap, kill)
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    try:
+        status = api.wait(container_id, timeout=30)
+        exit_code: int | None = int(status.get("StatusCode", -1))
+    except Exception:  # the engine did not report an exit in time
+        kill()
+        exit_code = None
+    state = api.inspect_container(container_id)["State"]
+    duration_s = time.monotonic() - t0
+    timed_out = pumped.deadline_passed
+    oom = (
+        not timed_out
+        and not pumped.truncated
+        and (
+            bool(state.get("OOMKilled"))
+            or (exit_code == 137 and not killed.is_set() and oom_since(started_wall - 1))
+        )
+    )
+    return ExecResult(
+        argv=argv,
+        exit_code=exit_code,
+        stdout=pumped.stdout,
+        stderr=pumped.stderr,
+        duration_ms=int(duration_s * 1000),
+        bytes_in=0,
+        bytes_out=pumped.bytes_out,
+        timed_out=timed_out,
+        oom_killed=oom,
+        output_truncated=pumped.truncated,
     )
 
 

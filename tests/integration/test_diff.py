@@ -24,6 +24,8 @@ def changed(api, job, dexec, fixture_repo):
     api.write(jid, "data.bin", "\x00\x01\x02binary\x00")  # added, binary
     dexec.ok(job, "printf 'x\\000y' > /workspace/bin/blob.bin")  # modified binary
     api.write(jid, "scripts/run.sh", "#!/bin/sh\necho changed\n")  # +1 -1, mode stays 100755
+    dexec.ok(job, ["ln", "-s", "src/app.py", "/workspace/new_link"])  # added symlink, +1
+    api.write(jid, "ünï/nëw file.txt", "unicode\n")  # added, +1, path must come back unquoted
     return job, _diff(api, job)
 
 
@@ -47,6 +49,8 @@ def test_statuses(changed):
         "data.bin": "added",
         "bin/blob.bin": "modified",
         "scripts/run.sh": "modified",
+        "new_link": "added",
+        "ünï/nëw file.txt": "added",
     }
 
 
@@ -57,6 +61,7 @@ def test_modes(changed):
     assert mode["scripts/run.sh"] == "100755"
     assert mode["new_dir/added.txt"] == "100644"
     assert mode["src/app.py"] == "100644"
+    assert mode["new_link"] == "120000"
 
 
 def test_binary_flags(changed):
@@ -79,14 +84,16 @@ def test_patch_is_a_unified_diff_of_the_changes(changed):
     assert "+++ b/new_dir/added.txt\n" in patch and "+one\n+two\n" in patch
     assert "deleted file mode 100644" in patch and "-hello dockyard\n" in patch
     assert "old mode 100644\nnew mode 100755" in patch
+    assert "new file mode 120000" in patch and "+src/app.py\n\\ No newline at end of file" in patch
+    assert "ünï/nëw file.txt" in patch and "+unicode\n" in patch
 
 
 def test_stats(changed, fixture_repo):
     _, diff = changed
     readme_lines = fixture_repo.files["README.md"].count(b"\n")
     assert diff["stats"] == {
-        "files": 7,
-        "additions": 2 + 1 + 1,
+        "files": 9,
+        "additions": 2 + 1 + 1 + 1 + 1,
         "deletions": 1 + readme_lines + 1,
     }
 

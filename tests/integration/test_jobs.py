@@ -59,6 +59,16 @@ def test_create_at_a_tag_checks_out_that_commit(api, make_job, fixture_repo):
     api.error(api.tool(job["id"], "read_file", path="later.txt"), 404, "file_not_found")
 
 
+def test_create_at_a_commit_sha(make_job, fixture_repo):
+    job = make_job(ref=fixture_repo.first_sha)
+    assert job["base_sha"] == fixture_repo.first_sha
+
+
+def test_create_without_ref_uses_the_default_branch(make_job, fixture_repo):
+    job = make_job(ref=None)
+    assert job["base_sha"] == fixture_repo.sha
+
+
 def test_create_sets_expiry_from_ttl(make_job):
     job = make_job(ttl_s=600)
     created, expires = _parse_time(job["created_at"]), _parse_time(job["expires_at"])
@@ -181,8 +191,7 @@ def test_nonexistent_clone_url_is_clone_failed(api, make_job, tmp_path):
 
 def test_unknown_ref_is_an_error(api, make_job):
     r = make_job.raw(make_job.body(ref="no-such-branch"))
-    err = api.error(r, (400, 404, 502))
-    assert err["code"] in ("clone_failed", "invalid_request", "ref_not_found")
+    err = api.error(r, 502, "clone_failed")
     assert "no-such-branch" in err["message"] + json.dumps(err["details"]), err
 
 
@@ -240,3 +249,23 @@ def test_container_removed_behind_the_service_makes_the_job_failed(api, make_job
     got = api.job(job["id"])
     assert got["status"] == "failed", got
     assert got["error"], got
+    # deleting the failed job still cleans up what is left (the workspace volume)
+    assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert _gone(docker_client, f"dockyard-{job['id']}") == (True, True)
+    assert api.job(job["id"])["status"] == "destroyed"
+
+
+def test_list_with_unknown_status_is_invalid_request(api):
+    api.error(api.get("/v1/jobs", params={"status": "sleeping"}), 400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "limits", [{"memory_mb": -1}, {"cpus": 0}, {"pids": "many"}, {"disk_mb": 16, "swap_mb": 1}]
+)
+def test_bad_limits_are_invalid_request(api, make_job, limits):
+    api.error(make_job.raw(make_job.body(limits=limits)), 400, "invalid_request")
+
+
+def test_job_answers_are_json(api, job):
+    r = api.get(f"/v1/jobs/{job['id']}")
+    assert r.headers["Content-Type"].startswith("application/json")

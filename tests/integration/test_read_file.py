@@ -67,6 +67,10 @@ def test_start_line_past_the_end_is_an_error(api, job):
     api.error(api.tool(job["id"], "read_file", path="crlf.txt", start_line=50), 400)
 
 
+def test_huge_start_line_is_a_client_error(api, job):
+    api.error(api.tool(job["id"], "read_file", path="crlf.txt", start_line=2**62), 400)
+
+
 def test_end_before_start_is_an_error(api, job):
     api.error(api.tool(job["id"], "read_file", path="big.txt", start_line=10, end_line=5), 400)
 

@@ -117,3 +117,23 @@ def test_binary_file_is_refused(api, job):
 def test_empty_old_is_invalid_request(api, job):
     r = api.tool(job["id"], "replace_in_file", path="crlf.txt", old="", new="x")
     api.error(r, 400, "invalid_request")
+
+
+def test_lone_surrogate_in_edit_is_invalid_request(api, job):
+    api.write(job["id"], "r/sur.txt", "plain\n")
+    r = api.tool(job["id"], "replace_in_file", path="r/sur.txt", old="plain", new="\udcff")
+    api.error(r, 400, "invalid_request")
+    assert api.read(job["id"], "r/sur.txt")["content"] == "plain\n"
+
+
+def test_new_text_containing_old_is_replaced_once(api, job):
+    api.write(job["id"], "r/grow.txt", "ab\n")
+    got = api.tool_ok(job["id"], "replace_in_file", path="r/grow.txt", old="ab", new="abab")
+    assert got["replacements"] == 1
+    assert api.read(job["id"], "r/grow.txt")["content"] == "abab\n"
+
+
+def test_deleting_text_with_empty_new(api, job):
+    api.write(job["id"], "r/del.txt", "keep\ndrop me\nkeep too\n")
+    api.tool_ok(job["id"], "replace_in_file", path="r/del.txt", old="drop me\n", new="")
+    assert api.read(job["id"], "r/del.txt")["content"] == "keep\nkeep too\n"

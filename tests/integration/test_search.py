@@ -41,6 +41,9 @@ def test_glob_filters_files(api, job):
 def test_path_limits_the_search(api, job):
     got = _search(api, job, pattern="def ", path="src/util")
     assert [m["path"] for m in got["matches"]] == ["src/util/helpers.py"]
+    got = _search(api, job, pattern="needle 3", path="needles")
+    assert sorted(m["path"] for m in got["matches"]) == ["needles/n1.txt", "needles/n2.txt", "needles/n3.txt"]
+    assert got["files_searched"] == 3
 
 
 def test_fixed_string_with_regex_metacharacters(api, job):
@@ -71,6 +74,15 @@ def test_max_results_truncates_across_files(api, job):
     everything = _search(api, job, pattern="needle", max_results=1000)
     assert len(everything["matches"]) == 30
     assert everything["truncated"] is False
+    exact = _search(api, job, pattern="needle", max_results=30)
+    assert len(exact["matches"]) == 30
+    assert exact["truncated"] is False
+
+
+def test_max_results_within_one_file(api, job):
+    got = _search(api, job, pattern="needle", path="needles/n1.txt", max_results=3)
+    assert [m["line"] for m in got["matches"]] == [1, 2, 3]
+    assert got["truncated"] is True
 
 
 def test_no_match_is_an_empty_result(api, job):
@@ -86,6 +98,14 @@ def test_unicode_pattern_and_path(api, job):
 
 def test_invalid_regex_is_invalid_pattern(api, job):
     api.error(api.tool(job["id"], "search", pattern="("), 400, "invalid_pattern")
+    api.error(api.tool(job["id"], "search", pattern="a.b("), 400, "invalid_pattern")
+
+
+def test_pattern_starting_with_dash_is_a_pattern_not_an_option(api, job):
+    got = _search(api, job, pattern="--files")
+    assert got["matches"] == []
+    got = _search(api, job, pattern="-hello", fixed_string=True)
+    assert got["matches"] == []
 
 
 def test_git_contents_never_found(api, job, dexec):
@@ -95,8 +115,16 @@ def test_git_contents_never_found(api, job, dexec):
     # ... but search never looks there
     got = _search(api, job, pattern=job["base_sha"], fixed_string=True)
     assert got["matches"] == []
-    got = _search(api, job, pattern="refs/heads", fixed_string=True, glob="**")
-    assert not [m for m in got["matches"] if ".git" in m["path"]]
+
+
+@pytest.mark.parametrize("glob", ["*", "**", ".git/**", "**/*.sample", "{.git,src}/**"])
+def test_glob_never_reaches_git_contents(api, job, dexec, glob):
+    # the hook samples of every clone mention refs/heads; no work file does
+    code, out = dexec(job, ["grep", "-rl", "refs/heads", "/workspace/.git"])
+    assert code == 0 and out.strip(), "precondition: refs/heads should be findable inside .git"
+    got = _search(api, job, pattern="refs/heads", fixed_string=True, glob=glob)
+    leaked = sorted({m["path"] for m in got["matches"] if m["path"].split("/")[0] == ".git"})
+    assert leaked == [], f"search with glob {glob!r} read inside .git: {leaked}"
 
 
 def test_search_in_git_folder_is_refused(api, job):

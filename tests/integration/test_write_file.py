@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 pytestmark = pytest.mark.docker
@@ -94,3 +96,22 @@ def test_write_under_a_file_as_folder_is_an_error(api, job):
 
 def test_missing_content_field_is_invalid_request(api, job):
     api.error(api.tool(job["id"], "write_file", path="x.txt"), 400, "invalid_request")
+
+
+def test_lone_surrogate_is_invalid_request_and_writes_nothing(api, job):
+    r = api.tool(job["id"], "write_file", path="surrogate.txt", content="bad \ud800 text")
+    api.error(r, 400, "invalid_request")
+    api.error(api.tool(job["id"], "read_file", path="surrogate.txt"), 404, "file_not_found")
+
+
+def test_concurrent_writes_to_one_job_all_land(api, job):
+    def one(i):
+        path = f"par/file_{i}.txt"
+        api.write(job["id"], path, f"content {i}\n" * 50)
+        return api.read(job["id"], path)["content"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(16)))
+    assert results == [f"content {i}\n" * 50 for i in range(16)]
+    listing = api.tool_ok(job["id"], "list_directory", path="par")
+    assert len(listing["entries"]) == 16, "a temp file was left behind or a write was lost"
