@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import __version__
-from service.api import health, jobs, tools
+from service.api import health, jobs, lint, tools
 from service.api.middleware import auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, JOBS, SETTINGS
+from service.app_keys import BACKEND, JOBS, LINT, SETTINGS
 from service.events import EventHub
 from service.images import resolve_images
 from service.jobs import ImageState, JobService
+from service.lint.runner import LintService
 from service.models import (
     DiffResult,
     Health,
@@ -23,6 +24,8 @@ from service.models import (
     JobCreate,
     JobList,
     JobListQuery,
+    LintRequest,
+    LintResult,
     ListDirectoryRequest,
     ListDirectoryResult,
     ReadFileRequest,
@@ -118,6 +121,16 @@ def routes() -> list[Route]:
         ),
         Route(
             "POST",
+            "/v1/jobs/{id}/lint",
+            lint.lint_job,
+            "Run the repository's own linters, each in a fresh read-only box",
+            BOT,
+            body=LintRequest,
+            answer=LintResult,
+            errors=TOOL_ERRORS,
+        ),
+        Route(
+            "POST",
             tool + "read_file",
             tools.read_file,
             "Read a file (line range, numbering)",
@@ -195,6 +208,7 @@ def build_app(settings: Settings) -> web.Application:
         backend = DockerBackend(threads=settings.docker_threads)
         app[BACKEND] = backend
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store))
+        app[LINT] = LintService(app[JOBS])
         try:
             yield
         finally:

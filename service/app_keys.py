@@ -8,9 +8,11 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from service.jobs import JobService
+    from service.lint.runner import LintService
     from service.sandbox.docker import DockerBackend
     from service.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 BACKEND: web.AppKey[DockerBackend] = web.AppKey("backend")
+LINT: web.AppKey[LintService] = web.AppKey("lint")

@@ -288,3 +288,55 @@ class ImagesResult(_Answer):
     languages: list[LanguageInfo]
     default_language: str
     limits: dict[str, Any]
+
+
+# --- lint -----------------------------------------------------------------------------------------
+
+
+class LintRequest(_Request):
+    paths: list[RepoPath] | None = Field(None, max_length=5000, description="null: the files changed so far")
+    linters: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        None, description="null: those the repository's own config selects"
+    )
+    all_files: bool = Field(False, description="lint every file of the repository, not only the changed ones")
+
+
+class LintDiagnostic(_Answer):
+    path: str
+    line: int
+    column: int
+    code: str
+    message: str
+    severity: str
+    new: bool = Field(description="not reported by the same linter on the files at base_sha")
+
+
+class LinterRun(_Answer):
+    name: str
+    language: str
+    rule: str = Field(description="why this linter was picked (the repo's config file, or the default)")
+    image: str
+    command: list[str]
+    files: int = Field(description="how many files it checked")
+    exit_code: int | None
+    duration_ms: int
+    timed_out: bool
+    oom_killed: bool
+    diagnostics: list[LintDiagnostic]
+    new_count: int
+    base_checked: bool = Field(description="the same linter also ran on the files as they were at base_sha")
+    output: str
+    output_truncated: bool
+    error: str | None = Field(None, description="why the linter could not give a verdict")
+
+
+class LintSkipped(_Answer):
+    name: str
+    language: str
+    reason: str
+
+
+class LintResult(_Answer):
+    status: Literal["passed", "failed", "error"]
+    linters: list[LinterRun]
+    skipped: list[LintSkipped] = Field(default_factory=list)
