@@ -3,6 +3,8 @@ what the service holds (store, Docker backend, job service) through `cleanup_ctx
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,11 +14,15 @@ from service.api import health, jobs, lint, tools
 from service.api.middleware import auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
 from service.app_keys import BACKEND, JOBS, LINT, SETTINGS
+from service.audit import SYSTEM
+from service.errors import DockyardError
 from service.events import EventHub
 from service.images import resolve_images
 from service.jobs import ImageState, JobService
 from service.lint.runner import LintService
+from service.logging import get_logger
 from service.models import (
+    ConfigView,
     DiffResult,
     Health,
     ImagesResult,
@@ -41,9 +47,12 @@ from service.sandbox.docker import DockerBackend
 from service.settings import Settings, load_images_config
 from service.store import Store
 
+log = get_logger(__name__)
+
 BOT = frozenset({"bot"})
 READERS = frozenset({"bot", "auditor"})
 AUDITOR = frozenset({"auditor"})
+ADMIN = frozenset({"admin"})
 TOOL_ERRORS = (404, 409, 413, 503)
 
 
@@ -62,6 +71,15 @@ def routes() -> list[Route]:
         ),
         Route("GET", "/openapi.json", health.openapi_json, "This contract as OpenAPI 3.1", None),
         Route("GET", "/v1/images", health.images, "Languages, images and limits", BOT, answer=ImagesResult),
+        Route("GET", "/v1/config", health.get_config, "The config in use (admin)", ADMIN, answer=ConfigView),
+        Route(
+            "POST",
+            "/v1/config/reload",
+            health.reload_config,
+            "Re-read the images/limits config without a restart (also on SIGHUP)",
+            ADMIN,
+            answer=ConfigView,
+        ),
         Route(
             "POST",
             "/v1/jobs",
@@ -209,10 +227,26 @@ def build_app(settings: Settings) -> web.Application:
         app[BACKEND] = backend
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store))
         app[LINT] = LintService(app[JOBS])
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[None]] = set()
+
+        async def reload_on_signal() -> None:
+            try:
+                await app[JOBS].reload_config(SYSTEM)
+            except DockyardError as e:
+                log.error("config_reload_failed", error=e.message)
+
+        def on_hup() -> None:
+            task = loop.create_task(reload_on_signal())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
         try:
             yield
         finally:
             # Sandboxes stay running: a restarted service adopts them again.
+            loop.remove_signal_handler(signal.SIGHUP)
             await backend.close()
             await store.close()
 

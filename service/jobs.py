@@ -27,12 +27,12 @@ from service.errors import (
     TooManyJobs,
 )
 from service.events import EventHub
-from service.images import ResolvedImage
+from service.images import ResolvedImage, resolve_images
 from service.logging import get_logger
 from service.models import JobCreate
 from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend
 from service.sandbox.docker import SandboxGone
-from service.settings import ImagesConfig, Settings
+from service.settings import ConfigError, ImagesConfig, Settings, load_images_config
 from service.store import JobRecord, Store, now
 from service.tools.protocol import ToolCall
 
@@ -69,6 +69,35 @@ class JobService:
         self._logs_dir = settings.state_dir / "logs"
         self._work_dir.mkdir(parents=True, exist_ok=True)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
+
+    async def reload_config(self, actor: Actor) -> ImageState:
+        """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
+        path = self.settings.images_config
+
+        def load() -> ImageState:
+            cfg = load_images_config(path)
+            return ImageState(cfg, resolve_images(cfg, path, self.settings))
+
+        try:
+            state = await asyncio.to_thread(load)
+        except ConfigError as e:
+            await self.store.audit(
+                AuditEntry(actor=actor, action="config.reload", outcome="error", details={"error": str(e)})
+            )
+            raise InvalidRequest(
+                f"config not reloaded, the running one stays: {e}", {"path": str(path)}
+            ) from e
+        self.images = state
+        await self.store.audit(
+            AuditEntry(
+                actor=actor,
+                action="config.reload",
+                outcome="ok",
+                details={"path": str(path), "images": {n: i.tag for n, i in state.images.items()}},
+            )
+        )
+        log.info("config_reloaded", path=str(path))
+        return state
 
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._job_locks.setdefault(job_id, asyncio.Lock())

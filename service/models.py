@@ -340,3 +340,13 @@ class LintResult(_Answer):
     status: Literal["passed", "failed", "error"]
     linters: list[LinterRun]
     skipped: list[LintSkipped] = Field(default_factory=list)
+
+
+# --- config (admin) -------------------------------------------------------------------------------
+
+
+class ConfigView(_Answer):
+    images_config: str = Field(description="path of the ops file in use")
+    config: dict[str, Any] = Field(description="the validated ops file")
+    images: dict[str, str] = Field(description="image name → content-hash tag")
+    settings: dict[str, Any] = Field(description="service settings (no secrets)")

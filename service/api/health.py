@@ -6,10 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from service.api.routing import answer
+from service.api.routing import actor, answer
 from service.app_keys import BACKEND, JOBS
 from service.errors import DockyardError
-from service.models import Health, ImageInfo, ImagesResult, LanguageInfo
+from service.models import ConfigView, Health, ImageInfo, ImagesResult, LanguageInfo
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -65,3 +65,24 @@ async def images(request: web.Request) -> web.Response:
             limits=cfg.limits.model_dump(),
         )
     )
+
+
+def _config_view(request: web.Request) -> ConfigView:
+    state = request.app[JOBS].images
+    settings = request.app[JOBS].settings
+    secret = {"api_tokens", "api_tokens_file", "github_app_private_key", "github_app_private_key_file"}
+    return ConfigView(
+        images_config=str(settings.images_config),
+        config=state.config.model_dump(mode="json"),
+        images={name: img.tag for name, img in state.images.items()},
+        settings=settings.model_dump(mode="json", exclude=secret),
+    )
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return answer(_config_view(request))
+
+
+async def reload_config(request: web.Request) -> web.Response:
+    await request.app[JOBS].reload_config(actor(request))
+    return answer(_config_view(request))
