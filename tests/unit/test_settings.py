@@ -99,6 +99,20 @@ def test_config_good(tmp_path: Path) -> None:
         (lambda t: t.replace('context = "base"', 'context = "missing"'), "no Dockerfile"),
         (lambda t: t + "\n[images.extra]\ncontext = 'base'\ncolour = 'red'\n", "images.extra.colour"),
         (lambda t: t.replace("[limits]", "[limits"), "not valid TOML"),
+        (
+            lambda t: t + '[languages.generic.linters.x]\ncommand = ["x", "{file}"]\n'
+            'parser = "flake8"\nfiles = ["*"]\n',
+            "languages.generic.linters.x.command",
+        ),
+        (
+            lambda t: t + '[languages.generic.linters.x]\ncommand = ["x"]\nparser = "pep8"\nfiles = ["*"]\n',
+            "languages.generic.linters.x.parser",
+        ),
+        (
+            lambda t: t + '[languages.generic.linters.x]\ncommand = ["x"]\nparser = "flake8"\nfiles = ["*"]\n'
+            'image = "ghost"\n',
+            "linters.x.image names unknown image",
+        ),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
