@@ -280,7 +280,7 @@ class JobService:
             await self.backend.destroy(
                 job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"
             )
-            new_status = "failed" if job.status == "failed" else "destroyed"
+            new_status = "destroyed"  # a failed job keeps its error; its record says it is gone now
             await self.store.update_job(
                 job.id,
                 audit=AuditEntry(

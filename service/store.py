@@ -147,6 +147,8 @@ def _to_column(key: str, value: Any) -> Any:
 class Store:
     def __init__(self, db: aiosqlite.Connection):
         self._db = db
+        # One connection: writes are serialised so no statement lands inside another's transaction.
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, state_dir: Path) -> Store:
@@ -165,16 +167,17 @@ class Store:
     # --- the one write path --------------------------------------------------------------------
 
     async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]], audit: AuditEntry | None) -> None:
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                await self._db.execute(sql, params)
-            if audit is not None:
-                await self._append_audit(audit)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await self._db.execute(sql, params)
+                if audit is not None:
+                    await self._append_audit(audit)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
 
     async def _append_audit(self, entry: AuditEntry) -> None:
         async with self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
@@ -249,12 +252,13 @@ class Store:
 
     async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> EventRecord:
         at = now()
-        cur = await self._db.execute(
-            "INSERT INTO job_events (job_id, at, type, data) VALUES (?, ?, ?, ?)",
-            (job_id, _ts(at), type_, json.dumps(data, sort_keys=True)),
-        )
-        seq = cur.lastrowid or 0
-        await cur.close()
+        async with self._write_lock:
+            cur = await self._db.execute(
+                "INSERT INTO job_events (job_id, at, type, data) VALUES (?, ?, ?, ?)",
+                (job_id, _ts(at), type_, json.dumps(data, sort_keys=True)),
+            )
+            seq = cur.lastrowid or 0
+            await cur.close()
         return EventRecord(seq, job_id, at, type_, data)
 
     async def list_events(self, job_id: str, after_seq: int = 0) -> list[EventRecord]:

@@ -400,7 +400,8 @@ class JobFactory:
         self.ids: list[str] = []
 
     def body(self, **overrides: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"clone_url": self.repo.url, "ref": "main"}
+        # generic: the base image, so the suite does not depend on which language images are built
+        body: dict[str, Any] = {"clone_url": self.repo.url, "ref": "main", "language": "generic"}
         body.update(overrides)
         return body
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import docker.errors
@@ -41,7 +42,8 @@ def test_create_returns_a_ready_job_at_the_repo_head(job, fixture_repo, docker_c
     assert job["commits"] == []
     assert job["language"] == "generic"
     assert job["image"].startswith("dockyard/base:")
-    assert set(job["limits"]) == {"memory_mb", "cpus", "pids", "disk_mb", "tool_timeout_s"}
+    assert set(job["limits"]) >= {"memory_mb", "cpus", "pids", "disk_mb", "tool_timeout_s"}
+    assert job["limits"]["memory_mb"] == 1024 and job["limits"]["disk_mb"] == 2048  # the configured defaults
     container = docker_client.containers.get(f"dockyard-{job['id']}")
     assert container.id == job["container_id"] or container.id.startswith(job["container_id"])
     assert container.status == "running"
@@ -57,6 +59,22 @@ def test_create_at_a_tag_checks_out_that_commit(api, make_job, fixture_repo):
     job = make_job(ref="v0")
     assert job["base_sha"] == fixture_repo.first_sha
     api.error(api.tool(job["id"], "read_file", path="later.txt"), 404, "file_not_found")
+
+
+def test_language_is_detected_from_the_repo_files(api, make_job):
+    images = api.get("/v1/images").json()
+    langs = {lang["name"]: lang for lang in images["languages"]}
+    if "python" not in langs:
+        pytest.skip("no python language configured")
+    present = {i["tag"] for i in images["images"] if i["present"]}
+    r = make_job.raw(make_job.body(language=None))
+    if langs["python"]["image"] not in present and not any(
+        i["name"] == langs["python"]["image"] and i["present"] for i in images["images"]
+    ):
+        api.error(r, 503, "image_missing")
+        return
+    assert r.status_code == 201, r.text
+    assert r.json()["language"] == "python"  # 4 .py files beat 1 .sh file
 
 
 def test_create_at_a_commit_sha(make_job, fixture_repo):
@@ -253,6 +271,16 @@ def test_container_removed_behind_the_service_makes_the_job_failed(api, make_job
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert _gone(docker_client, f"dockyard-{job['id']}") == (True, True)
     assert api.job(job["id"])["status"] == "destroyed"
+
+
+def test_parallel_job_creation_all_succeed(api, make_job):
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: make_job.raw(make_job.body()), range(4)))
+    assert [r.status_code for r in responses] == [201] * 4, [r.text[:300] for r in responses]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 4
+    for job_id in ids:
+        assert api.job(job_id)["status"] == "ready"
 
 
 def test_list_with_unknown_status_is_invalid_request(api):

@@ -3,6 +3,7 @@ reading, OOM told apart from a timeout, stdin with a clean half-close, a vanishe
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 import tarfile
@@ -79,7 +80,7 @@ async def test_timeout_kills_background_children(backend: DockerBackend, box: Bo
     argv = ["sh", "-c", "sleep 301 & sleep 302 & wait"]
     r = await backend.exec(box.container_id, argv, stdin=None, timeout_s=1.5, output_cap=1024)
     assert r.timed_out
-    time.sleep(0.3)
+    await asyncio.sleep(0.3)
     ps = await processes(backend, box)
     # `timeout` kills its child; orphans are reaped by the marker kill on the host deadline, or
     # (here) live on only until the next exec checks — they must not survive the call.
