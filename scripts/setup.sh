@@ -41,8 +41,9 @@ ensure_engine() {
 }
 
 ensure_python() {
-  if python3 -c 'import service, pytest, ruff, mypy' >/dev/null 2>&1 && command -v dockyard >/dev/null 2>&1 \
-     && [ "$(python3 -c 'import service,os;print(os.path.dirname(service.__file__))')" = "$PWD/service" ]; then
+  # Checked from / so the current folder cannot stand in for an installed package.
+  if [ "$(cd / && python3 -c 'import service, pytest, ruff, mypy, os; print(os.path.dirname(service.__file__))' \
+          2>/dev/null)" = "$PWD/service" ] && command -v dockyard >/dev/null 2>&1; then
     log "python package installed"
     return
   fi
@@ -69,7 +70,7 @@ build_images() {
   if [ -z "${DOCKYARD_BUILD_EXTRA_CA:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     export DOCKYARD_BUILD_EXTRA_CA=/etc/ssl/certs/ca-certificates.crt
   fi
-  dockyard images build
+  python3 -m service images build
 }
 
 ensure_engine
