@@ -164,6 +164,7 @@ class LinterSpec(_Strict):
     memory_mb: int | None = Field(None, ge=16)
     cpus: float | None = Field(None, gt=0)
     pids: int | None = Field(None, ge=16)
+    tmp_mb: int | None = Field(None, ge=1, description="the linter box's /tmp size; default: limits.tmp_mb")
     runtime: str | None = Field(None, description="OCI runtime, e.g. runsc where ops installed gVisor")
     env: dict[str, str] = Field(default_factory=dict)
 

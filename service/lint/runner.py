@@ -147,11 +147,16 @@ class LintService:
 
     def _limits(self, pick: Pick, job_limits: Limits) -> Limits:
         cfg = self.jobs.images.config
+        spec = pick.spec
+
+        def tighter(own: float | None, job: float) -> float:
+            return job if own is None else min(own, job)  # a linter never gets more than its job
+
         requested = {
-            "memory_mb": pick.spec.memory_mb or job_limits.memory_mb,
-            "cpus": pick.spec.cpus or job_limits.cpus,
-            "pids": pick.spec.pids or job_limits.pids,
-            "lint_timeout_s": pick.spec.timeout_s or job_limits.lint_timeout_s,
+            "memory_mb": int(tighter(spec.memory_mb, job_limits.memory_mb)),
+            "cpus": tighter(spec.cpus, job_limits.cpus),
+            "pids": int(tighter(spec.pids, job_limits.pids)),
+            "lint_timeout_s": int(tighter(spec.timeout_s, job_limits.lint_timeout_s)),
             "output_cap_kb": job_limits.output_cap_kb,
             "disk_mb": job_limits.disk_mb,
         }
@@ -239,7 +244,9 @@ class LintService:
             labels={"dockyard.job": job.id, "dockyard.lint": pick.name},
             user=settings.sandbox_user,
             nofile=self.jobs.images.config.limits.nofile,
-            tmp_mb=limits.disk_mb if base else self.jobs.images.config.limits.tmp_mb,
+            # The base run unpacks the tree at base_sha into /tmp, so it gets the workspace's size on top.
+            tmp_mb=(pick.spec.tmp_mb or self.jobs.images.config.limits.tmp_mb)
+            + (limits.disk_mb if base else 0),
             timeout_s=float(limits.lint_timeout_s),
             output_cap=limits.output_cap_kb * 1024,
             env=dict(pick.spec.env),
