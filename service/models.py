@@ -277,10 +277,23 @@ class ImageInfo(_Answer):
     present: bool
 
 
+class LinterInfo(_Answer):
+    name: str
+    image: str
+    command: list[str]
+    parser: str
+    files: list[str]
+    enabled_by: list[str]
+    default: bool
+    timeout_s: int | None
+    runtime: str | None
+
+
 class LanguageInfo(_Answer):
     name: str
     image: str
     detect: list[str]
+    linters: list[LinterInfo] = Field(default_factory=list)
 
 
 class ImagesResult(_Answer):

@@ -9,7 +9,7 @@ from aiohttp import web
 from service.api.routing import actor, answer
 from service.app_keys import BACKEND, JOBS
 from service.errors import DockyardError
-from service.models import ConfigView, Health, ImageInfo, ImagesResult, LanguageInfo
+from service.models import ConfigView, Health, ImageInfo, ImagesResult, LanguageInfo, LinterInfo
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -58,7 +58,25 @@ async def images(request: web.Request) -> web.Response:
                 for i in state.images.values()
             ],
             languages=[
-                LanguageInfo(name=name, image=state.images[spec.image].tag, detect=list(spec.detect))
+                LanguageInfo(
+                    name=name,
+                    image=state.images[spec.image].tag,
+                    detect=list(spec.detect),
+                    linters=[
+                        LinterInfo(
+                            name=lname,
+                            image=state.images[linter.image or spec.image].tag,
+                            command=list(linter.command),
+                            parser=linter.parser,
+                            files=list(linter.files),
+                            enabled_by=list(linter.enabled_by),
+                            default=linter.default,
+                            timeout_s=linter.timeout_s,
+                            runtime=linter.runtime,
+                        )
+                        for lname, linter in spec.linters.items()
+                    ],
+                )
                 for name, spec in cfg.languages.items()
             ],
             default_language=cfg.default_language,

@@ -94,15 +94,21 @@ class LintService:
         assert job.base_sha is not None
         base_sha = job.base_sha
         cap = jobs.settings.output_cap_bytes
-        diff = await jobs.run_tool(job.id, diff_call(base_sha), actor, lambda r: parse_diff(base_sha, r, cap))
-        changed: dict[str, str] = {f.path: f.status for f in diff.files}
+        explicit = _check_paths(req.paths) if req.paths is not None else None
         listing_req = ListDirectoryRequest(path=".", depth=20 if req.all_files else 1)
-        tree = await jobs.run_tool(
-            job.id, listing.list_call(listing_req, 20000), actor, lambda r: listing.parse_list(listing_req, r)
+        diff, tree = await asyncio.gather(
+            jobs.run_tool(job.id, diff_call(base_sha), actor, lambda r: parse_diff(base_sha, r, cap)),
+            jobs.run_tool(
+                job.id,
+                listing.list_call(listing_req, 20000),
+                actor,
+                lambda r: listing.parse_list(listing_req, r),
+            ),
         )
+        changed: dict[str, str] = {f.path: f.status for f in diff.files}
         root_files = {e.path for e in tree.entries if "/" not in e.path and e.type != "dir"}
-        if req.paths is not None:
-            targets = _check_paths(req.paths)
+        if explicit is not None:
+            targets = explicit
         elif req.all_files:
             targets = [e.path for e in tree.entries if e.type == "file"]
         else:
@@ -130,8 +136,7 @@ class LintService:
         )
 
     async def _config_texts(self, job: JobRecord, names: set[str], actor: Actor) -> dict[str, str]:
-        texts: dict[str, str] = {}
-        for name in sorted(names):
+        async def read(name: str) -> tuple[str, str | None]:
             req = ReadFileRequest(path=name)
             try:
                 answer = await self.jobs.run_tool(
@@ -141,9 +146,11 @@ class LintService:
                     partial(file_tools.parse_read, req),
                 )
             except DockyardError:
-                continue  # unreadable config (binary, a link out): it enables nothing
-            texts[name] = answer.content
-        return texts
+                return name, None  # unreadable config (binary, a link out): it enables nothing
+            return name, answer.content
+
+        found = await asyncio.gather(*(read(n) for n in sorted(names)))
+        return {name: text for name, text in found if text is not None}
 
     def _limits(self, pick: Pick, job_limits: Limits) -> Limits:
         cfg = self.jobs.images.config

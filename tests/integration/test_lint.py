@@ -305,3 +305,12 @@ def test_reload_keeps_running_config_on_mistakes(ghost_service: Any) -> None:
         assert r.status_code == 200 and "g2" in str(r.json()["config"])
     finally:
         config.write_text(good)
+
+
+def test_images_route_shows_linters(api: Api) -> None:
+    body = api.get("/v1/images").json()
+    langs = {lang["name"]: lang for lang in body["languages"]}
+    ruff = next(lint for lint in langs["python"]["linters"] if lint["name"] == "ruff")
+    assert ruff["default"] and "pyproject.toml:[tool.ruff]" in ruff["enabled_by"]
+    assert ruff["image"].startswith("dockyard/python:")
+    assert {i["name"] for i in body["images"] if i["present"]} >= {"base", "python", "node", "go", "shell"}
