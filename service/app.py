@@ -10,18 +10,24 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import __version__
-from service.api import health, jobs, lint, tools
+from service.api import git_host, health, jobs, lint, tools
 from service.api.middleware import auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, JOBS, LINT, SETTINGS
+from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS
 from service.audit import SYSTEM
 from service.errors import DockyardError
 from service.events import EventHub
+from service.github.client import GitHubApp
+from service.github.git_host import GitHost
 from service.images import resolve_images
 from service.jobs import ImageState, JobService
 from service.lint.runner import LintService
 from service.logging import get_logger
 from service.models import (
+    ChecksQuery,
+    ChecksResult,
+    CommitRequest,
+    CommitResult,
     ConfigView,
     DiffResult,
     Health,
@@ -139,6 +145,26 @@ def routes() -> list[Route]:
         ),
         Route(
             "POST",
+            "/v1/jobs/{id}/commit",
+            git_host.commit_job,
+            "Commit the job's whole diff as ONE commit (Git Data API), optionally a draft PR",
+            BOT,
+            body=CommitRequest,
+            answer=CommitResult,
+            errors=(*TOOL_ERRORS, 502),
+        ),
+        Route(
+            "GET",
+            "/v1/jobs/{id}/checks",
+            git_host.job_checks,
+            "CI check runs and statuses of a commit; wait_s polls until done",
+            BOT,
+            query=ChecksQuery,
+            answer=ChecksResult,
+            errors=(*TOOL_ERRORS, 502),
+        ),
+        Route(
+            "POST",
             "/v1/jobs/{id}/lint",
             lint.lint_job,
             "Run the repository's own linters, each in a fresh read-only box",
@@ -225,7 +251,9 @@ def build_app(settings: Settings) -> web.Application:
         store = await Store.open(settings.state_dir)
         backend = DockerBackend(threads=settings.docker_threads)
         app[BACKEND] = backend
-        app[JOBS] = JobService(settings, store, backend, images, EventHub(store))
+        github = GitHubApp(settings)
+        app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)
+        app[GITHOST] = GitHost(app[JOBS], github)
         app[LINT] = LintService(app[JOBS])
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[None]] = set()

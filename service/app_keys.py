@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from service.github.git_host import GitHost
     from service.jobs import JobService
     from service.lint.runner import LintService
     from service.sandbox.docker import DockerBackend
@@ -16,3 +17,4 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 BACKEND: web.AppKey[DockerBackend] = web.AppKey("backend")
 LINT: web.AppKey[LintService] = web.AppKey("lint")
+GITHOST: web.AppKey[GitHost] = web.AppKey("githost")

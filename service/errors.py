@@ -119,3 +119,26 @@ class SandboxFailed(DockyardError):
 
     status = 500
     code = "sandbox_error"
+
+
+class RepoNotFound(NotFound):
+    code = "repo_not_found"
+
+
+class NothingToCommit(Conflict):
+    code = "nothing_to_commit"
+
+
+class CommitConflict(Conflict):
+    code = "commit_conflict"
+
+
+class GitHubError(DockyardError):
+    """The git host answered with an error (after retries), or not at all."""
+
+    status = 502
+    code = "github_error"
+
+
+class GitHubNotConfigured(InvalidRequest):
+    code = "github_not_configured"

@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from service.audit import SYSTEM, Actor, AuditEntry
 from service.clone import build_tar, check_clone_url, clone, detect_language, redact_url
 from service.errors import (
     DockyardError,
+    GitHubNotConfigured,
     InvalidRequest,
     JobNotFound,
     JobNotReady,
     TooManyJobs,
 )
 from service.events import EventHub
+from service.github.client import CloneAuth, GitHubApp, RepoId
 from service.images import ResolvedImage, resolve_images
 from service.logging import get_logger
 from service.models import JobCreate
@@ -56,8 +59,15 @@ class ImageState:
 
 class JobService:
     def __init__(
-        self, settings: Settings, store: Store, backend: SandboxBackend, images: ImageState, hub: EventHub
+        self,
+        settings: Settings,
+        store: Store,
+        backend: SandboxBackend,
+        images: ImageState,
+        hub: EventHub,
+        github: GitHubApp | None = None,
     ):
+        self.github = github
         self.settings = settings
         self.store = store
         self.backend = backend
@@ -132,13 +142,18 @@ class JobService:
         if (req.repo is None) == (req.clone_url is None):
             raise InvalidRequest("give exactly one of repo (owner/name) and clone_url", {})
         if req.repo is not None:
-            raise InvalidRequest(
-                "repo needs the GitHub App, which is not configured on this service "
-                "(DOCKYARD_GITHUB_APP_ID and DOCKYARD_GITHUB_APP_PRIVATE_KEY); pass clone_url instead",
-                {"repo": req.repo},
-            )
-        assert req.clone_url is not None
-        check_clone_url(req.clone_url, self.settings.allowed_clone_schemes())
+            if self.github is None or not self.github.configured:
+                raise GitHubNotConfigured(
+                    "repo needs the GitHub App, which is not configured on this service "
+                    "(DOCKYARD_GITHUB_APP_ID and DOCKYARD_GITHUB_APP_PRIVATE_KEY); pass clone_url instead",
+                    {"repo": req.repo},
+                )
+            web = self.settings.github_web_url.rstrip("/")
+            shown_url = f"{web}/{req.repo}.git"
+        else:
+            assert req.clone_url is not None
+            check_clone_url(req.clone_url, self.settings.allowed_clone_schemes())
+            shown_url = redact_url(req.clone_url)
         if req.language is not None and req.language not in cfg.languages:
             raise InvalidRequest(
                 f"unknown language {req.language!r}; configured: {', '.join(sorted(cfg.languages))}",
@@ -153,9 +168,9 @@ class JobService:
             labels=dict(req.labels),
             created_at=created,
             expires_at=created + timedelta(seconds=req.ttl_s),
-            repo=None,
+            repo=req.repo,
             ref=req.ref,
-            clone_url=redact_url(req.clone_url),
+            clone_url=shown_url,
             language=req.language,
             actor=actor.name,
         )
@@ -173,19 +188,49 @@ class JobService:
             # Shielded: a caller hanging up mid-create must not leave half a sandbox behind.
             return await asyncio.shield(self._build(job, req.clone_url, actor))
 
-    async def _build(self, job: JobRecord, url: str, actor: Actor) -> JobRecord:
+    async def _source(self, job: JobRecord, url: str | None) -> CloneAuth:
+        """Where to clone from: the caller's URL, or the GitHub repo with a fresh read-only token."""
+        if job.repo is not None:
+            assert self.github is not None
+            return await self.github.clone_auth(RepoId.parse(job.repo))
+        assert url is not None
+        return CloneAuth(url=url, env={}, secrets=[])
+
+    async def _build(self, job: JobRecord, url: str | None, actor: Actor) -> JobRecord:
         cfg = self.images.config
         work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir))
         container_id: str | None = None
         volume: str | None = None
         try:
             await self.hub.publish(job.id, "job.cloning", {"repo": job.clone_url, "ref": job.ref})
+            source = await self._source(job, url)
+            schemes = (
+                frozenset({urlsplit(source.url).scheme})
+                if job.repo is not None
+                else self.settings.allowed_clone_schemes()
+            )
             checkout = await clone(
-                url,
+                source.url,
                 job.ref,
                 work / "repo",
                 timeout_s=self.settings.clone_timeout_s,
-                allowed_schemes=self.settings.allowed_clone_schemes(),
+                allowed_schemes=schemes,
+                display=job.repo or job.clone_url,
+                extra_env=source.env,
+                secrets=source.secrets,
+            )
+            await self.store.audit(
+                AuditEntry(
+                    actor=actor,
+                    action="clone",
+                    outcome="ok",
+                    job_id=job.id,
+                    details={
+                        "repo": job.repo or job.clone_url,
+                        "ref": job.ref,
+                        "base_sha": checkout.base_sha,
+                    },
+                )
             )
             language = job.language
             if language is None:

@@ -363,3 +363,66 @@ class ConfigView(_Answer):
     config: dict[str, Any] = Field(description="the validated ops file")
     images: dict[str, str] = Field(description="image name → content-hash tag")
     settings: dict[str, Any] = Field(description="service settings (no secrets)")
+
+
+# --- commit, checks -------------------------------------------------------------------------------
+
+
+def _check_branch(value: str) -> str:
+    bad = (
+        value.startswith(("/", "-", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or any(s in value for s in ("//", "..", "@{", "/."))
+        or not re.fullmatch(r"[A-Za-z0-9._/+-]+", value)
+    )
+    if bad:
+        raise ValueError(f"{value!r} is not a valid branch name")
+    return value
+
+
+BranchName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_branch)]
+
+
+class PullRequestRequest(_Request):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    body: Annotated[str, StringConstraints(max_length=65536)] = ""
+    draft: bool = True
+
+
+class CommitRequest(_Request):
+    branch: BranchName
+    message: Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+    base_branch: BranchName | None = Field(None, description="the pull request's base (default: the default)")
+    pull_request: PullRequestRequest | None = None
+
+
+class PullRequestRef(_Answer):
+    number: int
+    url: str
+
+
+class CommitResult(_Answer):
+    commit_sha: str
+    branch: str
+    files_changed: int
+    pull_request: PullRequestRef | None
+
+
+class CheckRunInfo(_Answer):
+    name: str
+    status: str
+    conclusion: str | None
+
+
+class ChecksQuery(_Request):
+    sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")] | None = Field(
+        None, description="default: the job's latest commit"
+    )
+    wait_s: float = Field(0, ge=0, le=3600)
+
+
+class ChecksResult(_Answer):
+    status: Literal["passed", "failed", "pending", "no_ci"]
+    sha: str
+    checks: list[CheckRunInfo]
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     github_app_private_key_file: Path | None = None
     max_jobs: int = Field(32, ge=1)
 
+    # GitHub (beyond the contract's table; all optional).
+    github_timeout_s: float = Field(30, gt=0, description="per-request timeout for the GitHub API")
+    github_max_retries: int = Field(3, ge=0, description="retries of 5xx / network errors / rate limits")
+    github_retry_base_s: float = Field(1.0, ge=0, description="backoff base: base * 2**attempt")
+    github_max_retry_wait_s: float = Field(60, ge=0, description="longest Retry-After honoured")
+    github_no_ci_grace_s: float = Field(60, ge=0, description="no check or status by then: no_ci")
+    github_poll_interval_s: float = Field(10, gt=0, description="checks polling interval under wait_s")
+    github_commit_author_name: str = "dockyard[bot]"
+    github_commit_author_email: str = "dockyard[bot]@users.noreply.github.com"
+
     # Operational knobs beyond the contract's table (all optional).
     docker_threads: int = Field(16, ge=2, description="bounded thread pool for docker-py calls")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
@@ -88,6 +98,21 @@ class Settings(BaseSettings):
                 "(or DOCKYARD_API_TOKENS_FILE); the service refuses to run open"
             )
         return tokens
+
+    def github_private_key(self) -> str | None:
+        if self.github_app_private_key:
+            return self.github_app_private_key.replace("\\n", "\n")
+        if self.github_app_private_key_file is not None:
+            try:
+                return self.github_app_private_key_file.read_text()
+            except OSError as e:
+                raise ConfigError(f"DOCKYARD_GITHUB_APP_PRIVATE_KEY_FILE: cannot read it: {e}") from e
+        return None
+
+    def github_configured(self) -> bool:
+        return bool(self.github_app_id) and (
+            bool(self.github_app_private_key) or self.github_app_private_key_file is not None
+        )
 
     def allowed_clone_schemes(self) -> frozenset[str]:
         return frozenset(s.strip().lower() for s in self.clone_schemes.split(",") if s.strip())

@@ -30,7 +30,7 @@ def job_out(job: JobRecord) -> Job:
         created_at=job.created_at,
         expires_at=job.expires_at,
         error=job.error,
-        commits=[CommitRef(**c) for c in job.commits],
+        commits=[CommitRef(sha=c["sha"], branch=c["branch"]) for c in job.commits],
     )
 
 
