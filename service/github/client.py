@@ -49,9 +49,10 @@ class BoundedRetry:
         wait: float | None = None
         if isinstance(exc, RateLimitExceeded):
             wait = min(exc.retry_after.total_seconds(), self.max_wait_s)
-        elif isinstance(exc, RequestFailed) and exc.response.status_code >= 500:
-            wait = self.base_s * 2**retry_count
-        elif isinstance(exc, RequestError):  # connection reset, timeout
+        elif isinstance(exc, RequestFailed):  # an HTTP answer: only 5xx is worth another try
+            if exc.response.status_code >= 500:
+                wait = self.base_s * 2**retry_count
+        elif isinstance(exc, RequestError):  # no answer: connection reset, timeout
             wait = self.base_s * 2**retry_count
         if wait is None:
             return RetryOption(False)
