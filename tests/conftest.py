@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import requests
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HTTP_TIMEOUT = 180.0
 START_TIMEOUT_S = 20.0

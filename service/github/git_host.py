@@ -157,13 +157,19 @@ class GitHost:
             return _Plan(parent, await self._tree_of(gh, repo, parent), create_ref=False, force=True)
         if ref_sha == job.base_sha:
             return _Plan(ref_sha, await self._tree_of(gh, repo, ref_sha), create_ref=False, force=False)
-        # The branch moved under someone else's commit: fine unless they touched our files.
+        # The branch moved under someone else's commit: fine unless they touched our files since
+        # the job's own last commit there (or since base_sha when it has none).
+        since = next(iter(own), job.base_sha)
         cmp = await self.app.call(
             "comparing the branch",
             repo,
-            gh.rest.repos.async_compare_commits(repo.owner, repo.name, f"{job.base_sha}...{ref_sha}"),
+            gh.rest.repos.async_compare_commits(repo.owner, repo.name, f"{since}...{ref_sha}"),
         )
-        theirs = {f.filename for f in (cmp.parsed_data.files or [])}
+        theirs = set()
+        for f in cmp.parsed_data.files or []:
+            theirs.add(f.filename)
+            if f.previous_filename:  # a rename touches its old path too
+                theirs.add(f.previous_filename)
         clash = sorted(theirs & {c.path for c in changes})
         if clash:
             raise CommitConflict(

@@ -1,0 +1,1 @@
+"""dockyard test suite (a package, so `tests.conftest` and `tests.fakes` import under plain `pytest` too)."""
