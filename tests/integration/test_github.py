@@ -204,9 +204,12 @@ def test_transient_failures_retried_other_4xx_reported(gh: tuple[Api, FakeGitHub
     edit(api, job)
     fake.inject("POST", r"/git/trees$", 502, times=2)
     fake.inject_secondary_rate_limit("POST", r"/git/commits$", retry_after=1)
+    fake.inject_primary_rate_limit("POST", r"/git/refs$", reset_in=1)
     r = commit(api, job)
     assert r.status_code == 200, r.text
     assert len(fake.requests_matching("POST", r"/git/trees$")) == 3
+    assert len(fake.requests_matching("POST", r"/git/commits$")) == 2
+    assert len(fake.requests_matching("POST", r"/git/refs$")) == 2
     fake.inject(
         "POST", r"/git/trees$", 422, body={"message": "tree.path contains a malformed path component"}
     )
