@@ -1,0 +1,228 @@
+"""The three gates a round's change must pass, in order: the repo's lint, an AI self-review, CI.
+
+Each gate answers a `GateResult`: a status, a one-line summary for people (progress, PR body) and
+`feedback` for the model's next round. A gate never raises for a verdict; only the service or the
+model API failing outright propagates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot.client import ApiError, DockyardClient
+from bot.models import ChecksResult, LintResult
+
+GateName = Literal["change", "lint", "review", "ci"]
+GateStatus = Literal["passed", "failed", "skipped", "error", "timeout"]
+
+LABELS: dict[str, str] = {"change": "change", "lint": "lint", "review": "self-review", "ci": "CI"}
+
+
+@dataclass
+class GateResult:
+    gate: GateName
+    status: GateStatus
+    summary: str
+    feedback: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Did not block: passed, skipped (nothing to check), or could give no verdict (error)."""
+        return self.status in ("passed", "skipped", "error")
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.gate]
+
+
+# --- lint -----------------------------------------------------------------------------------------
+
+MAX_DIAGNOSTICS = 40
+
+
+def lint_verdict(result: LintResult) -> GateResult:
+    """Only new problems in the changed files count (the service marks them `new`)."""
+    new = result.new_diagnostics
+    old = sum(1 for run in result.linters for d in run.diagnostics if not d.new)
+    names = ", ".join(run.name for run in result.linters) or "no linter"
+    data: dict[str, Any] = {
+        "linters": [run.name for run in result.linters],
+        "new": [
+            {
+                "linter": name,
+                "path": d.path,
+                "line": d.line,
+                "column": d.column,
+                "code": d.code,
+                "message": d.message,
+            }
+            for name, d in new
+        ],
+        "old": old,
+    }
+    if result.status == "passed":
+        if not result.linters:
+            reason = "; ".join(f"{s.name}: {s.reason}" for s in result.skipped) or "no linter configured"
+            return GateResult("lint", "skipped", f"no linter ran ({reason})", data=data)
+        debt = f" ({old} old problem(s) left as they were)" if old else ""
+        return GateResult("lint", "passed", f"{names}: no new problems{debt}", data=data)
+    if result.status == "error":
+        why = "; ".join(
+            f"{run.name}: {run.error or 'no verdict'}" for run in result.linters if run.error or run.timed_out
+        )
+        return GateResult("lint", "error", f"lint could not give a verdict ({why or 'error'})", data=data)
+    lines = [
+        f"{d.path}:{d.line}:{d.column}: {d.code} {d.message} [{name}]" for name, d in new[:MAX_DIAGNOSTICS]
+    ]
+    if len(new) > MAX_DIAGNOSTICS:
+        lines.append(f"... and {len(new) - MAX_DIAGNOSTICS} more")
+    summary = (
+        f"{len(new)} new problem(s): "
+        + "; ".join(f"{d.path}:{d.line} {d.code}" for _, d in new[:5])
+        + ("; ..." if len(new) > 5 else "")
+    )
+    feedback = (
+        "The repository's linters report new problems in the files you changed. Fix every one of them "
+        "(do not silence them with ignore comments unless the code is right and the rule is wrong):\n"
+        + "\n".join(lines)
+    )
+    return GateResult("lint", "failed", summary, feedback, data)
+
+
+async def lint_gate(client: DockyardClient, job_id: str) -> GateResult:
+    return lint_verdict(await client.lint(job_id))
+
+
+# --- self-review ----------------------------------------------------------------------------------
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    verdict: Literal["pass", "fail"]
+    correctness: str
+    side_effects: str
+    style: str
+    problems: list[str] = []
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def parse_review(raw: str) -> Review | None:
+    """The reviewer's JSON object, also inside a code fence or surrounded by prose; None if there
+    is no object of the required shape."""
+    text = raw.strip()
+    fenced = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.S)
+    candidates = [text]
+    if fenced:
+        candidates.insert(0, fenced.group(1))
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        if isinstance(data.get("verdict"), str):
+            data["verdict"] = data["verdict"].strip().lower()
+        for key in ("correctness", "side_effects", "style"):
+            if key in data and not isinstance(data[key], str):
+                data[key] = _as_text(data[key])
+        if isinstance(data.get("problems"), list):
+            data["problems"] = [_as_text(p) for p in data["problems"]]
+        try:
+            return Review.model_validate(data)
+        except ValidationError:
+            continue
+    return None
+
+
+def review_verdict(raw: str) -> GateResult:
+    review = parse_review(raw)
+    if review is None:
+        return GateResult(
+            "review",
+            "failed",
+            "the self-review's answer was not the required JSON object",
+            "The self-review of your change could not be read (its answer was not the required JSON), so "
+            "the change is not validated. Re-check your change against the report: is it correct, free of "
+            "side effects, and in the style of the surrounding code? Improve it where it is not.",
+            {"raw": raw},
+        )
+    data = review.model_dump()
+    if review.verdict == "pass":
+        return GateResult("review", "passed", f"approved: {review.correctness[:160]}", data=data)
+    problems = review.problems or [review.correctness]
+    feedback = (
+        "A strict review of your change found problems to fix:\n"
+        + "\n".join(f"- {p}" for p in problems)
+        + f"\nCorrectness: {review.correctness}\nSide effects: {review.side_effects}\nStyle: {review.style}"
+    )
+    return GateResult("review", "failed", "; ".join(problems)[:300], feedback, data)
+
+
+# --- CI -------------------------------------------------------------------------------------------
+
+CI_POLL_S = 30.0
+
+
+async def ci_gate(
+    client: DockyardClient,
+    job_id: str,
+    sha: str,
+    timeout_s: float,
+    on_wait: Callable[[float], Awaitable[None]] | None = None,
+) -> GateResult:
+    """Wait (in slices, so progress can tick) for the commit's checks, up to `timeout_s`."""
+    start = time.monotonic()
+    result: ChecksResult | None = None
+    while True:
+        left = timeout_s - (time.monotonic() - start)
+        try:
+            result = await client.checks(job_id, sha=sha, wait_s=max(0.0, min(CI_POLL_S, left)))
+        except ApiError as e:
+            return GateResult("ci", "error", f"checks could not be read: {e.message}", data={"code": e.code})
+        if result.status != "pending" or time.monotonic() - start >= timeout_s:
+            break
+        if on_wait is not None:
+            await on_wait(time.monotonic() - start)
+    checks = [{"name": c.name, "status": c.status, "conclusion": c.conclusion} for c in result.checks]
+    data: dict[str, Any] = {"sha": sha, "checks": checks, "details": result.details}
+    if result.status == "passed":
+        return GateResult("ci", "passed", f"{len(checks)} check(s) passed", data=data)
+    if result.status == "no_ci":
+        return GateResult("ci", "skipped", "no CI is configured for this repository", data=data)
+    if result.status == "pending":
+        pending = result.details.get("pending") or [c["name"] for c in checks if c["status"] != "completed"]
+        return GateResult(
+            "ci",
+            "timeout",
+            f"CI had not finished after {timeout_s:.0f} s "
+            f"(pending: {', '.join(map(str, pending)) or 'unknown'})",
+            data=data,
+        )
+    failed = result.details.get("failed") or [
+        {"name": c["name"], "conclusion": c["conclusion"]}
+        for c in checks
+        if c["conclusion"] not in ("success", "neutral", "skipped")
+    ]
+    names = [f"{f.get('name')} ({f.get('conclusion')})" for f in failed if isinstance(f, dict)]
+    feedback = (
+        "CI failed on your change. Failing checks: "
+        + (", ".join(names) or "unknown")
+        + ". Find what in your change breaks them (tests, type checks, builds) and fix it."
+    )
+    return GateResult("ci", "failed", "failed: " + (", ".join(names) or "unknown"), feedback, data)

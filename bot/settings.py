@@ -1,0 +1,96 @@
+"""The bot's configuration: environment variables (or a `.env` file), read in one place."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class BotSettings(BaseSettings):
+    """Every knob of `dockyard-bot`. Field names are for code; the environment uses the names in
+    `validation_alias` (e.g. `ANTHROPIC_CODE_FIX_MODEL`), which are also accepted as keywords."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # the control service
+    api_url: str = Field("http://127.0.0.1:8080", validation_alias=_env("DOCKYARD_API_URL"))
+    api_token: SecretStr | None = Field(None, validation_alias=_env("DOCKYARD_API_TOKEN"))
+    api_timeout_s: float = Field(
+        300, gt=0, validation_alias=_env("DOCKYARD_API_TIMEOUT"), description="per request (lint can be slow)"
+    )
+
+    # the model API
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    model: str = Field(DEFAULT_MODEL, validation_alias=_env("ANTHROPIC_CODE_FIX_MODEL"))
+    max_tokens: int = Field(8192, ge=256, validation_alias=_env("CODE_FIX_MAX_TOKENS"))
+    model_retries: int = Field(
+        5, ge=0, validation_alias=_env("CODE_FIX_API_RETRIES"), description="SDK retries (429, 5xx, 529)"
+    )
+    model_timeout_s: float = Field(600, gt=0, validation_alias=_env("CODE_FIX_API_TIMEOUT"))
+
+    # the agent
+    max_rounds: int = Field(3, ge=1, le=20, validation_alias=_env("CODE_FIX_MAX_ROUNDS"))
+    max_files: int = Field(15, ge=1, validation_alias=_env("CODE_FIX_MAX_FILES"))
+    max_turns: int = Field(
+        40, ge=1, validation_alias=_env("CODE_FIX_MAX_TURNS"), description="model calls per round"
+    )
+    ci_timeout_s: float = Field(300, ge=0, validation_alias=_env("CODE_FIX_CI_TIMEOUT"))
+    job_ttl_s: int = Field(
+        7200, ge=60, validation_alias=_env("CODE_FIX_JOB_TTL"), description="the service reaps it after"
+    )
+    start_files: int = Field(
+        3, ge=0, validation_alias=_env("CODE_FIX_START_FILES"), description="files shown up front"
+    )
+
+    # `dockyard-bot serve`
+    serve_host: str = Field("127.0.0.1", validation_alias=_env("DOCKYARD_BOT_HOST"))
+    serve_port: int = Field(8090, validation_alias=_env("DOCKYARD_BOT_PORT"))
+    serve_token: SecretStr | None = Field(
+        None, validation_alias=_env("DOCKYARD_BOT_TOKEN"), description="callers of serve send it as Bearer"
+    )
+    concurrency: int = Field(1, ge=1, le=64, validation_alias=_env("DOCKYARD_BOT_CONCURRENCY"))
+    queue_max: int = Field(100, ge=1, validation_alias=_env("DOCKYARD_BOT_QUEUE_MAX"))
+    users: str = Field(
+        "", validation_alias=_env("DOCKYARD_BOT_USERS"), description="requester:role pairs, comma-separated"
+    )
+    allowed_roles: str = Field("maintainer", validation_alias=_env("DOCKYARD_BOT_ALLOWED_ROLES"))
+    webhook_hosts: str = Field(
+        "",
+        validation_alias=_env("DOCKYARD_BOT_WEBHOOK_HOSTS"),
+        description="allowed webhook hosts (empty: any)",
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    def user_roles(self) -> dict[str, str]:
+        """`DOCKYARD_BOT_USERS` as {requester: role}."""
+        roles: dict[str, str] = {}
+        for pair in self.users.replace("\n", ",").split(","):
+            name, sep, role = pair.strip().rpartition(":")
+            if sep and name.strip() and role.strip():
+                roles[name.strip()] = role.strip()
+        return roles
+
+    def allowed_role_set(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.allowed_roles.split(",") if r.strip())
+
+    def problems(self, *, serve: bool = False) -> list[str]:
+        """What is missing to run, as sentences naming the variable to set."""
+        out = []
+        if self.api_token is None:
+            out.append("DOCKYARD_API_TOKEN is not set (a `bot` token of the dockyard service)")
+        if self.anthropic_api_key is None:
+            out.append("ANTHROPIC_API_KEY is not set")
+        if serve and self.serve_token is None:
+            out.append("DOCKYARD_BOT_TOKEN is not set (the token callers of `dockyard-bot serve` must send)")
+        return out

@@ -1,0 +1,289 @@
+"""The bot's typed API client: contract errors become typed exceptions, only safe calls are retried,
+a busy service (429) is waited for, and its models stay in step with the service's wire models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import BaseModel
+
+from bot import models as bot_models
+from bot.client import (
+    BadRequest,
+    CommitConflict,
+    DockyardClient,
+    EditMismatch,
+    FileNotFound,
+    GitHostError,
+    JobNotFound,
+    ServerError,
+    TooManyJobs,
+    TransportError,
+    Unavailable,
+    error_from_response,
+)
+from service import models as service_models
+
+
+def err(
+    status: int,
+    code: str,
+    message: str = "m",
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class Server:
+    """A tiny stand-in service: each route answers from a list of canned responses."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[Callable[[web.Request], web.Response]]] = {}
+        self.hits: dict[str, int] = {}
+        self.raw: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        self.bodies: list[Any] = []
+        self.url = ""
+
+    def on(self, key: str, *answers: Callable[[web.Request], web.Response]) -> None:
+        self.answers[key] = list(answers)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        key = f"{request.method} {request.path}"
+        if key in self.raw:
+            return await self.raw[key](request)
+        self.hits[key] = self.hits.get(key, 0) + 1
+        if request.can_read_body:
+            self.bodies.append(await request.json())
+        assert request.headers["Authorization"] == "Bearer tok-123"
+        queue = self.answers.get(key) or []
+        if not queue:
+            return err(404, "not_found", f"no canned answer for {key}")
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        return answer(request)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", srv.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    srv.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield srv
+    await runner.cleanup()
+
+
+def client(srv: Server) -> DockyardClient:
+    return DockyardClient(srv.url, "tok-123", retries=2, retry_base_s=0.01, max_wait_s=1)
+
+
+JOB: dict[str, Any] = {
+    "id": "job_1",
+    "status": "ready",
+    "repo": "octo/a",
+    "ref": "main",
+    "base_sha": "a" * 40,
+    "language": "python",
+    "image": "dockyard/python:x",
+    "container_id": "c",
+    "limits": {
+        "memory_mb": 1024,
+        "cpus": 1.0,
+        "pids": 256,
+        "disk_mb": 2048,
+        "tool_timeout_s": 30,
+        "lint_timeout_s": 120,
+        "output_cap_kb": 1024,
+    },
+    "labels": {},
+    "created_at": "2026-11-01T00:00:00Z",
+    "expires_at": "2026-11-01T01:00:00Z",
+    "error": None,
+    "commits": [],
+    "some_future_field": 1,
+}
+
+
+def ok(data: Any, status: int = 200) -> Callable[[web.Request], web.Response]:
+    return lambda r: web.json_response(data, status=status)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (404, "job_not_found", JobNotFound),
+        (404, "file_not_found", FileNotFound),
+        (409, "edit_mismatch", EditMismatch),
+        (409, "commit_conflict", CommitConflict),
+        (400, "path_outside_workspace", BadRequest),
+        (502, "github_error", GitHostError),
+        (503, "docker_unavailable", Unavailable),
+        (500, "internal_error", ServerError),
+    ],
+)
+def test_errors_are_typed_by_code_then_status(status: int, code: str, cls: type) -> None:
+    body = json.dumps({"error": {"code": code, "message": "why", "details": {"lines": [3]}}}).encode()
+    e = error_from_response(status, body, {})
+    assert type(e) is cls and e.code == code and e.message == "why" and e.details == {"lines": [3]}
+
+
+def test_a_non_contract_error_body_still_gives_an_error() -> None:
+    e = error_from_response(502, b"<html>Bad gateway</html>", {})
+    assert isinstance(e, GitHostError) and e.code == "http_502" and "Bad gateway" in e.message
+    busy = error_from_response(429, b"{}", {"Retry-After": "7"})
+    assert isinstance(busy, TooManyJobs) and busy.retry_after_s == 7.0
+
+
+async def test_create_job_waits_while_the_service_is_busy(server: Server) -> None:
+    server.on(
+        "POST /v1/jobs",
+        lambda r: err(429, "too_many_jobs", "busy", headers={"Retry-After": "0.05"}),
+        ok(JOB, 201),
+    )
+    async with client(server) as c:
+        job = await c.create_job(repo="octo/a", ref="main", labels={"bot-run": "x"}, ttl_s=600)
+    assert job.id == "job_1" and job.status == "ready" and server.hits["POST /v1/jobs"] == 2
+    assert server.bodies[-1] == {"repo": "octo/a", "ref": "main", "ttl_s": 600, "labels": {"bot-run": "x"}}
+
+
+async def test_busy_for_too_long_raises(server: Server) -> None:
+    server.on("POST /v1/jobs", lambda r: err(429, "too_many_jobs", "busy", headers={"Retry-After": "0.6"}))
+    async with client(server) as c:
+        with pytest.raises(TooManyJobs):
+            await c.create_job(repo="octo/a")
+    assert server.hits["POST /v1/jobs"] == 2  # waited 0.6 s once; a second wait would pass max_wait_s
+
+
+async def test_reads_retry_on_503_but_edits_never_repeat(server: Server) -> None:
+    server.on(
+        "POST /v1/jobs/job_1/tools/read_file",
+        lambda r: err(503, "docker_unavailable"),
+        ok(
+            {
+                "path": "a.py",
+                "content": "     1\tx\n",
+                "start_line": 1,
+                "end_line": 1,
+                "total_lines": 1,
+                "size_bytes": 2,
+                "truncated": False,
+            }
+        ),
+    )
+    server.on("POST /v1/jobs/job_1/tools/replace_in_file", lambda r: err(503, "docker_unavailable"))
+    async with client(server) as c:
+        read = await c.read_file("job_1", "a.py", numbered=True)
+        assert read.content == "     1\tx\n" and server.hits["POST /v1/jobs/job_1/tools/read_file"] == 2
+        with pytest.raises(Unavailable):
+            await c.replace_in_file("job_1", "a.py", old="x", new="y")
+    assert server.hits["POST /v1/jobs/job_1/tools/replace_in_file"] == 1
+
+
+async def test_edit_mismatch_carries_its_details(server: Server) -> None:
+    details = {"occurrences": 0, "closest_lines": [4, 9]}
+    server.on(
+        "POST /v1/jobs/job_1/tools/replace_in_file", lambda r: err(409, "edit_mismatch", "not found", details)
+    )
+    async with client(server) as c:
+        with pytest.raises(EditMismatch) as info:
+            await c.replace_in_file("job_1", "a.py", old="x", new="y")
+    assert info.value.details == details and info.value.status == 409
+
+
+async def test_unreachable_service_is_a_transport_error() -> None:
+    async with DockyardClient("http://127.0.0.1:9", "tok-123", retries=1, retry_base_s=0.01) as c:
+        with pytest.raises(TransportError, match="cannot reach dockyard"):
+            await c.get_job("job_1")
+
+
+async def test_checks_and_list_send_query_parameters(server: Server) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def checks(r: web.Request) -> web.Response:
+        seen.append(dict(r.query))
+        return web.json_response({"status": "no_ci", "sha": "a" * 40, "checks": [], "details": {}})
+
+    def jobs(r: web.Request) -> web.Response:
+        seen.append({"label": r.query.getall("label"), "status": r.query.getall("status")})
+        return web.json_response({"jobs": [JOB]})
+
+    server.on("GET /v1/jobs/job_1/checks", checks)
+    server.on("GET /v1/jobs", jobs)
+    async with client(server) as c:
+        result = await c.checks("job_1", sha="a" * 40, wait_s=2.5)
+        listed = await c.list_jobs(status=["ready"], labels={"bot-run": "r1"})
+    assert result.status == "no_ci" and listed[0].id == "job_1"
+    assert seen == [{"sha": "a" * 40, "wait_s": "2.5"}, {"label": ["bot-run:r1"], "status": ["ready"]}]
+
+
+async def test_delete_is_fine_twice(server: Server) -> None:
+    server.on("DELETE /v1/jobs/job_1", lambda r: web.Response(status=204))
+    async with client(server) as c:
+        await c.delete_job("job_1")
+        await c.delete_job("job_1")
+
+
+# --- the models follow the contract ------------------------------------------------------------------
+
+PAIRS = [
+    ("Job", "Job"),
+    ("CommitRef", "CommitRef"),
+    ("ReadFileResult", "ReadFileResult"),
+    ("WriteFileResult", "WriteFileResult"),
+    ("ReplaceInFileResult", "ReplaceInFileResult"),
+    ("ListDirectoryResult", "ListDirectoryResult"),
+    ("DirectoryEntry", "DirectoryEntry"),
+    ("SearchResult", "SearchResult"),
+    ("SearchMatch", "SearchMatch"),
+    ("LintResult", "LintResult"),
+    ("LintDiagnostic", "LintDiagnostic"),
+    ("LinterRun", "LinterRun"),
+    ("LintSkipped", "LintSkipped"),
+    ("DiffResult", "DiffResult"),
+    ("DiffFile", "DiffFile"),
+    ("DiffStats", "DiffStats"),
+    ("CommitResult", "CommitResult"),
+    ("PullRequestRef", "PullRequestRef"),
+    ("ChecksResult", "ChecksResult"),
+    ("CheckRun", "CheckRunInfo"),
+    ("JobEvent", "JobEvent"),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), PAIRS)
+def test_client_models_only_name_fields_the_service_sends(ours: str, theirs: str) -> None:
+    mine: type[BaseModel] = getattr(bot_models, ours)
+    service: type[BaseModel] = getattr(service_models, theirs)
+    extra = set(mine.model_fields) - set(service.model_fields)
+    assert not extra, f"bot.models.{ours} reads fields the service never sends: {extra}"
+
+
+def test_a_service_answer_parses_in_the_client_models() -> None:
+    job = service_models.Job.model_validate({k: v for k, v in JOB.items() if k != "some_future_field"})
+    assert bot_models.Job.model_validate_json(job.model_dump_json()).base_sha == "a" * 40
+    assert bot_models.Job.model_validate(JOB).id == "job_1"  # unknown fields are ignored
+
+
+async def test_events_are_read_from_the_sse_stream(server: Server) -> None:
+    async def sse(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for seq, kind in ((1, "job.creating"), (2, "job.ready")):
+            data = {"seq": seq, "at": "2026-11-01T00:00:00Z", "job_id": "job_1", "type": kind, "data": {}}
+            await resp.write(f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n".encode())
+        await resp.write(b": ping\n\n")
+        return resp
+
+    server.raw["GET /v1/jobs/job_1/events"] = sse
+    async with client(server) as c:
+        events = [e async for e in c.events("job_1")]
+    assert [(e.seq, e.type) for e in events] == [(1, "job.creating"), (2, "job.ready")]

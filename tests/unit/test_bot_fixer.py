@@ -1,0 +1,678 @@
+"""The bot's whole loop (agent → lint → self-review → CI → draft PR) against an in-memory control API
+and the fake Anthropic API driven by the REAL anthropic SDK: fast, no Docker, no GitHub."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from bot.client import DockyardClient, EditMismatch, FileNotFound, JobNotFound
+from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
+from bot.models import (
+    ChecksResult,
+    CommitResult,
+    DiffResult,
+    Job,
+    LintResult,
+    ListDirectoryResult,
+    ReadFileResult,
+    ReplaceInFileResult,
+    SearchResult,
+    WriteFileResult,
+)
+from bot.progress import ProgressEvent
+from bot.settings import BotSettings
+from tests.fakes.anthropic import (
+    FakeAnthropic,
+    end_turn,
+    overloaded,
+    review_fail,
+    review_pass,
+    tool_use,
+    tool_uses,
+)
+
+CALC = "def add(a, b):\n    return a + b\n\n\ndef divide(a, b):\n    return a * b\n"
+FILES = {
+    "calc.py": CALC,
+    "README.md": "# calc\n",
+    "util/helpers.py": "def helper():\n    return 1\n",
+    "util/more.py": "X = 1\n",
+    "util/other.py": "Y = 2\n",
+}
+REPORT = FixRequest(
+    repo="octo/calc",
+    title="divide() multiplies instead of dividing",
+    body="Calling `divide(6, 3)` in calc.py returns 18, expected 2.",
+    requested_by="alice",
+)
+
+
+def lint_ok() -> LintResult:
+    return LintResult.model_validate({"status": "passed", "linters": [{"name": "ruff", "diagnostics": []}]})
+
+
+def lint_new(path: str, line: int, code: str, message: str) -> LintResult:
+    diag = {"path": path, "line": line, "column": 1, "code": code, "message": message, "severity": "error"}
+    return LintResult.model_validate(
+        {"status": "failed", "linters": [{"name": "ruff", "diagnostics": [{**diag, "new": True}]}]}
+    )
+
+
+class MemoryDockyard(DockyardClient):
+    """The control API's contract over a dict of files (one job at a time)."""
+
+    def __init__(self, files: Mapping[str, str]):
+        super().__init__("http://memory.invalid", "token")
+        self.base = dict(files)
+        self.work = dict(files)
+        self.jobs: dict[str, Job] = {}
+        self.deleted: list[str] = []
+        self.commits: list[dict[str, Any]] = []
+        self.branch_head: dict[str, str] = {}
+        self.pulls: list[dict[str, Any]] = []
+        self.lint_answers: list[LintResult] = []
+        self.checks_for: Callable[[str, int], str] = lambda sha, n: "passed"
+        self.calls: list[str] = []
+        self.create_delay_s = 0.0
+
+    async def create_job(self, **kw: Any) -> Job:
+        self.calls.append("create_job")
+        await asyncio.sleep(self.create_delay_s)
+        job = Job(
+            id=f"job_{len(self.jobs) + 1}",
+            status="ready",
+            repo=kw.get("repo"),
+            base_sha="b" * 40,
+            language="python",
+            labels=dict(kw.get("labels") or {}),
+        )
+        self.jobs[job.id] = job
+        return job
+
+    async def list_jobs(self, **kw: Any) -> list[Job]:
+        labels = kw.get("labels") or {}
+        return [j for j in self.jobs.values() if all(j.labels.get(k) == v for k, v in labels.items())]
+
+    async def delete_job(self, job_id: str) -> None:
+        self.calls.append("delete_job")
+        self.deleted.append(job_id)
+
+    def _live(self, job_id: str) -> None:
+        if job_id not in self.jobs or job_id in self.deleted:
+            raise JobNotFound(404, "job_not_found", f"no job {job_id}")
+
+    async def read_file(
+        self,
+        job_id: str,
+        path: str,
+        *,
+        start_line: int = 1,
+        end_line: int | None = None,
+        numbered: bool = False,
+    ) -> ReadFileResult:
+        self._live(job_id)
+        self.calls.append(f"read_file {path}")
+        if path not in self.work:
+            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+        lines = self.work[path].splitlines(keepends=True)
+        end = min(end_line or len(lines), len(lines))
+        chosen = lines[start_line - 1 : end]
+        text = "".join(f"{start_line + i:6}\t{ln}" if numbered else ln for i, ln in enumerate(chosen))
+        return ReadFileResult(
+            path=path,
+            content=text,
+            start_line=start_line,
+            end_line=end,
+            total_lines=len(lines),
+            size_bytes=len(self.work[path]),
+            truncated=False,
+        )
+
+    async def write_file(self, job_id: str, path: str, content: str) -> WriteFileResult:
+        self._live(job_id)
+        created = path not in self.work
+        self.work[path] = content
+        return WriteFileResult(path=path, bytes_written=len(content.encode()), created=created)
+
+    async def replace_in_file(
+        self, job_id: str, path: str, *, old: str, new: str, expected_count: int = 1
+    ) -> ReplaceInFileResult:
+        self._live(job_id)
+        if path not in self.work:
+            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+        n = self.work[path].count(old)
+        if n != expected_count:
+            raise EditMismatch(
+                409,
+                "edit_mismatch",
+                f"the text occurs {n} times in {path}, expected {expected_count}",
+                {"occurrences": n, "closest_lines": [5]},
+            )
+        self.work[path] = self.work[path].replace(old, new)
+        return ReplaceInFileResult(path=path, replacements=n, snippet=f"     6\t{new}")
+
+    async def list_directory(self, job_id: str, path: str = ".", *, depth: int = 1) -> ListDirectoryResult:
+        entries = [{"path": p, "type": "file", "size": len(c)} for p, c in sorted(self.work.items())]
+        return ListDirectoryResult.model_validate({"path": path, "entries": entries, "truncated": False})
+
+    async def search(self, job_id: str, pattern: str, **kw: Any) -> SearchResult:
+        matches = []
+        rx = re.compile(re.escape(pattern) if kw.get("fixed_string") else pattern)
+        for p, c in sorted(self.work.items()):
+            for i, line in enumerate(c.splitlines(), 1):
+                m = rx.search(line)
+                if m:
+                    matches.append({"path": p, "line": i, "column": m.start() + 1, "text": line})
+        return SearchResult.model_validate(
+            {"matches": matches, "truncated": False, "files_searched": len(self.work)}
+        )
+
+    async def lint(self, job_id: str, **kw: Any) -> LintResult:
+        self.calls.append("lint")
+        return self.lint_answers.pop(0) if self.lint_answers else lint_ok()
+
+    async def diff(self, job_id: str) -> DiffResult:
+        files, patch = [], ""
+        for p in sorted(set(self.base) | set(self.work)):
+            a, b = self.base.get(p), self.work.get(p)
+            if a == b:
+                continue
+            status = "added" if a is None else "deleted" if b is None else "modified"
+            files.append({"path": p, "status": status, "mode": "100644", "binary": False})
+            patch += f"diff --git a/{p} b/{p}\n" + "".join(
+                difflib.unified_diff(
+                    (a or "").splitlines(True), (b or "").splitlines(True), f"a/{p}", f"b/{p}"
+                )
+            )
+        adds = sum(1 for ln in patch.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
+        dels = sum(1 for ln in patch.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+        return DiffResult.model_validate(
+            {
+                "base_sha": "b" * 40,
+                "files": files,
+                "patch": patch,
+                "stats": {"files": len(files), "additions": adds, "deletions": dels},
+            }
+        )
+
+    def _tree_sha(self) -> str:
+        return hashlib.sha1(repr(sorted(self.work.items())).encode()).hexdigest()
+
+    async def commit(self, job_id: str, **kw: Any) -> CommitResult:
+        self._live(job_id)
+        self.calls.append("commit")
+        sha = hashlib.sha1((self._tree_sha() + kw["message"]).encode()).hexdigest()
+        if self.branch_head.get(kw["branch"]) != sha:
+            self.commits.append({"sha": sha, **kw, "files": dict(self.work)})
+            self.branch_head[kw["branch"]] = sha
+        pr = None
+        if kw.get("pull_request"):
+            if not self.pulls:
+                self.pulls.append({**kw["pull_request"], "head": kw["branch"], "number": 7})
+            pr = {"number": 7, "url": "https://github.invalid/octo/calc/pull/7"}
+        return CommitResult.model_validate(
+            {"commit_sha": sha, "branch": kw["branch"], "files_changed": 1, "pull_request": pr}
+        )
+
+    async def checks(self, job_id: str, *, sha: str | None = None, wait_s: float = 0) -> ChecksResult:
+        assert sha is not None
+        n = [c["sha"] for c in self.commits].index(sha) + 1
+        status = self.checks_for(sha, n)
+        checks = (
+            []
+            if status == "no_ci"
+            else [
+                {
+                    "name": "tests",
+                    "status": "completed" if status != "pending" else "in_progress",
+                    "conclusion": {"passed": "success", "failed": "failure"}.get(status),
+                }
+            ]
+        )
+        details = {"failed": [{"name": "tests", "conclusion": "failure"}]} if status == "failed" else {}
+        return ChecksResult.model_validate(
+            {"status": status, "sha": sha, "checks": checks, "details": details}
+        )
+
+
+@pytest.fixture(scope="module")
+def fake_ai() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def ai(fake_ai: FakeAnthropic) -> Iterator[FakeAnthropic]:
+    fake_ai.reset()
+    yield fake_ai
+    assert not fake_ai.errors, f"the fake model API refused the bot's requests: {fake_ai.errors}"
+
+
+def settings(ai: FakeAnthropic, **kw: Any) -> BotSettings:
+    base: dict[str, Any] = dict(
+        api_url="http://memory.invalid",
+        api_token="t" * 20,
+        anthropic_api_key=ai.api_key,
+        anthropic_base_url=ai.base_url,
+        max_rounds=3,
+        ci_timeout_s=5,
+        model_retries=3,
+    )
+    base.update(kw)
+    return BotSettings.model_validate(base)
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
+
+    async def emit(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+
+    async def close(self) -> None:
+        pass
+
+    def texts(self) -> list[str]:
+        return [e.text for e in self.events]
+
+
+FIX = dict(path="calc.py", old="    return a * b", new="    return a / b")
+
+
+async def fix(
+    ai: FakeAnthropic, mem: MemoryDockyard, req: FixRequest = REPORT, **kw: Any
+) -> tuple[FixOutcome, Collect]:
+    sink = Collect()
+    s = settings(ai, **kw)
+    outcome = await run_fix(req, s, client=mem, llm=make_llm(s), sinks=[sink])
+    return outcome, sink
+
+
+async def test_happy_path_opens_one_draft_pr(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[tool_use("replace_in_file", **FIX), end_turn("Divide instead of multiplying in divide().")],
+        review=[review_pass()],
+    )
+    outcome, sink = await fix(ai, mem)
+    assert outcome.ok and outcome.passed_all, outcome.error
+    assert outcome.pr_url == "https://github.invalid/octo/calc/pull/7"
+    assert mem.work["calc.py"].endswith("return a / b\n")
+    assert len(mem.commits) == 1, "the CI commit and the PR commit are the same commit"
+    assert mem.deleted == ["job_1"] and mem.calls[-1] == "delete_job"
+    pr = mem.pulls[0]
+    assert pr["draft"] is True and pr["title"].startswith("Fix: divide()")
+    body = pr["body"]
+    assert "## Summary" in body and "Divide instead of multiplying" in body
+    assert "## Files changed" in body and "`calc.py` (modified, +1 -1)" in body
+    assert "<details>" in body and "Process log" in body and "#### Round 1" in body
+    assert "lint: ✅ passed" in body and "self-review: ✅ passed" in body and "CI: ✅ passed" in body
+    assert "**Files explored** (1 of at most 15): `calc.py`" in body
+    assert "tokens" in body and "$" in body
+    # the starting file set: calc.py was named in the report and shown up front, counted against the cap
+    first_prompt = ai.of_kind("agent")[0].body["messages"][0]["content"][0]["text"]
+    assert "calc.py — lines 1-6 of 6" in first_prompt and "return a * b" in first_prompt
+    texts = sink.texts()
+    for step in (
+        "Cloning repo",
+        "Reading files",
+        "Generating fix (round 1)",
+        "Running lint",
+        "Self-review",
+        "Waiting for CI",
+        "Opening draft PR",
+        "Cleaning up",
+    ):
+        assert step in texts, (step, texts)
+    final = sink.events[-1]
+    assert final.kind == "final" and final.final is not None and final.final.pr_url == outcome.pr_url
+    assert final.total_usage.total_tokens > 0 and final.total_usage.cost_usd is not None
+    assert final.final.files_changed == ["calc.py"] and (final.final.additions, final.final.deletions) == (
+        1,
+        1,
+    )
+
+
+async def test_lint_failure_feeds_round_two(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.lint_answers = [lint_new("calc.py", 6, "F821", "Undefined name `c`"), lint_ok()]
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", path="calc.py", old="    return a * b", new="    return a / c"),
+            end_turn("Divide."),
+            tool_use("replace_in_file", path="calc.py", old="a / c", new="a / b"),
+            end_turn("Divide by b."),
+        ],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.passed_all and len(outcome.rounds) == 2
+    round2 = ai.user_texts()[-1]
+    assert "Round 2 of 3" in round2 and "calc.py:6:1: F821 Undefined name `c`" in round2
+    assert "-    return a * b" in round2 and "+    return a / c" in round2, "the diff so far is shown"
+    assert [g.status for g in outcome.rounds[0].gates] == ["failed"]
+    assert [g.status for g in outcome.rounds[1].gates] == ["passed", "passed", "passed"]
+    assert outcome.rounds[0].usage is not None and outcome.rounds[1].usage is not None
+    assert outcome.usage is not None
+    assert (
+        outcome.usage.total_tokens
+        == outcome.rounds[0].usage.total_tokens + outcome.rounds[1].usage.total_tokens
+    )
+
+
+async def test_all_rounds_fail_best_attempt_is_published_with_a_note(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+            end_turn("Still right."),
+            end_turn("Sure."),
+        ],
+        review=[review_fail("no test added")] * 3,
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 3
+    body = mem.pulls[0]["body"]
+    assert "best attempt after 3 round(s)" in body and "did not pass every validation" in body
+    assert "self-review (failed: no test added)" in body
+    assert "CI" in body and "not run" in body
+
+
+async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+            tool_uses(
+                [
+                    ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b")),
+                    ("write_file", dict(path="test_calc.py", content="from calc import divide\n")),
+                ]
+            ),
+            end_turn("Broke it."),
+        ],
+        review=[review_fail("needs a zero check")],
+    )
+    outcome, _ = await fix(ai, mem, max_rounds=2)
+    # round 1 got further, but round 2 added a file and the API cannot delete one: say so, ship round 2
+    assert outcome.ok and not outcome.passed_all and outcome.final_round == 2
+    assert outcome.files_changed == ["calc.py", "test_calc.py"]
+    body = mem.pulls[0]["body"]
+    assert "round 1 could not be restored (test_calc.py cannot be put back)" in body
+    assert "the PR carries the last round (2) instead" in body
+
+
+async def test_best_round_restored_exactly(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+            tool_use("replace_in_file", path="calc.py", old="a / b", new="a / / b"),
+            end_turn("Broke it."),
+        ],
+        review=[review_fail("needs a zero check")],
+    )
+    outcome, sink = await fix(ai, mem, max_rounds=2)
+    assert outcome.final_round == 1 and outcome.files_changed == ["calc.py"]
+    assert mem.pulls[0]["body"].count("the PR carries round 1") == 1
+    assert mem.commits[-1]["files"]["calc.py"] == CALC.replace("a * b", "a / b")
+    assert "Restoring the best attempt (round 1)" in sink.texts()
+
+
+async def test_no_change_at_all_means_no_pr_and_exit_failure(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(agent=[end_turn("Looks fine to me.")] * 2)
+    outcome, sink = await fix(ai, mem, max_rounds=2)
+    assert not outcome.ok and outcome.pr_url is None and "made no change" in (outcome.error or "")
+    assert mem.pulls == [] and mem.deleted == ["job_1"]
+    assert "You did not change any file" in ai.user_texts()[-1]
+    assert sink.events[-1].kind == "final" and sink.events[-1].final is not None
+    assert not sink.events[-1].final.ok
+
+
+async def test_file_cap_is_enforced_with_a_message_the_model_sees(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[
+            tool_use("read_file", path="util/helpers.py"),
+            tool_use("read_file", path="util/more.py"),
+            tool_use("read_file", path="calc.py"),  # a re-read: allowed
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+        ],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem, max_files=2)
+    assert outcome.ok
+    results = ai.tool_results()
+    assert "util/helpers.py — lines 1-2 of 2" in results[0]["content"] and not results[0]["is_error"]
+    assert results[1]["is_error"] and "file limit reached" in results[1]["content"]
+    assert "CODE_FIX_MAX_FILES=2" in results[1]["content"]
+    assert not results[2]["is_error"]
+    assert "read_file util/more.py" not in mem.calls
+
+
+async def test_tool_errors_come_back_as_tool_results(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", path="calc.py", old="return a*b", new="return a/b"),
+            tool_use("read_file", path="nope.py"),
+            tool_use("write_file", path="calc.py", content="oops"),
+            tool_use("frobnicate", path="x"),
+            tool_use("read_file"),
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+        ],
+        review=[review_pass()],
+    )
+    # "frobnicate" is not a defined tool: the real API would never send it, but a bot must survive it
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok
+    r = ai.tool_results()
+    assert r[0]["is_error"] and "edit_mismatch" in r[0]["content"] and "closest_lines" in r[0]["content"]
+    assert r[1]["is_error"] and "file_not_found" in r[1]["content"]
+    assert r[2]["is_error"] and "already exists: change it with replace_in_file" in r[2]["content"]
+    assert r[3]["is_error"] and "unknown tool 'frobnicate'" in r[3]["content"]
+    assert r[4]["is_error"] and "`path` is required" in r[4]["content"]
+    assert not r[5]["is_error"]
+    assert mem.work["calc.py"] != "oops"
+
+
+async def test_malformed_review_is_a_failed_gate_with_the_raw_text_kept(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[tool_use("replace_in_file", **FIX), end_turn("Divide."), end_turn("Checked again.")],
+        review=[end_turn("LGTM, ship it!"), review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.passed_all and len(outcome.rounds) == 2
+    review1 = outcome.rounds[0].gate("review")
+    assert review1 is not None and review1.status == "failed" and review1.data["raw"] == "LGTM, ship it!"
+    assert "could not be read" in ai.user_texts()[-1]
+    assert "unparseable review answer" in mem.pulls[0]["body"] and "LGTM, ship it!" in mem.pulls[0]["body"]
+
+
+async def test_ci_fails_then_passes(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.checks_for = lambda sha, n: "failed" if n == 1 else "passed"
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", path="calc.py", old="    return a * b", new="    return a // b"),
+            end_turn("Integer divide."),
+            tool_use("replace_in_file", path="calc.py", old="a // b", new="a / b"),
+            end_turn("True divide."),
+        ],
+        review=[review_pass(), review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.passed_all and len(outcome.rounds) == 2
+    assert "CI failed on your change. Failing checks: tests (failure)" in ai.user_texts()[-1]
+    assert len({c["sha"] for c in mem.commits}) == 2 and mem.commits[-1]["files"]["calc.py"].endswith(
+        "a / b\n"
+    )
+
+
+async def test_no_ci_skips_the_gate_and_pending_ci_stops_the_rounds(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.checks_for = lambda sha, n: "no_ci"
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    outcome, _ = await fix(ai, mem)
+    assert outcome.passed_all and outcome.rounds[0].gates[-1].status == "skipped"
+
+    mem = MemoryDockyard(FILES)
+    mem.checks_for = lambda sha, n: "pending"
+    ai.reset()
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    outcome, _ = await fix(ai, mem, ci_timeout_s=0)
+    assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 1
+    assert "CI had not finished" in mem.pulls[0]["body"]
+
+
+async def test_overloaded_model_api_is_retried(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.fail_next(529, times=2)
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.passed_all
+    assert [r.status for r in ai.requests[:3]] == [529, 529, 200]
+    assert [r.headers.get("x-stainless-retry-count") for r in ai.requests[:3]] == ["0", "1", "2"]
+
+
+async def test_model_api_down_fails_cleanly_and_deletes_the_job(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.fail_next(529, times=10)
+    outcome, sink = await fix(ai, mem, model_retries=1)
+    assert not outcome.ok and "OverloadedError" in (outcome.error or "")
+    assert mem.deleted == ["job_1"]
+    assert sink.events[-1].kind == "final"
+    ai.reset()
+
+
+async def test_turn_cap_ends_a_round_and_the_conversation_stays_valid(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[
+            tool_use("search_in_repo", pattern="divide"),
+            tool_use("list_directory", path="."),
+            tool_use("replace_in_file", **FIX),  # round 2: the first turn after the cap
+            end_turn("Divide."),
+        ],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem, max_turns=2)
+    assert outcome.ok and len(outcome.rounds) == 2 and outcome.rounds[0].hit_turn_cap
+    r = ai.tool_results()
+    assert "calc.py:5:5: def divide(a, b):" in r[0]["content"]
+    assert "util/helpers.py" in r[1]["content"]
+
+
+async def test_cancellation_deletes_the_job(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.delay_s = 3.0
+    ai.script(agent=[end_turn("slow")])
+    s = settings(ai)
+    task = asyncio.ensure_future(run_fix(REPORT, s, client=mem, llm=make_llm(s), sinks=[]))
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if ai.requests:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert mem.deleted == ["job_1"]
+    ai.reset()
+
+
+async def test_cancellation_during_job_creation_finds_and_deletes_the_job(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.create_delay_s = 0.3
+    s = settings(ai)
+    original = mem.create_job
+
+    async def create(**kw: Any) -> Job:
+        job = Job(id="job_1", status="creating", labels=dict(kw.get("labels") or {}))
+        mem.jobs[job.id] = job  # the service records the job before it clones
+        return await original(**kw)
+
+    mem.create_job = create  # type: ignore[method-assign]
+    task = asyncio.ensure_future(run_fix(REPORT, s, client=mem, llm=make_llm(s), sinks=[]))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert mem.deleted == ["job_1"]
+
+
+def test_outcome_json_names_the_validation(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    outcome, _ = asyncio.run(fix(ai, mem))
+    data = outcome.to_json()
+    assert data["ok"] and data["rounds"] == 1 and data["files_changed"] == ["calc.py"]
+    validation = data["validation"]
+    assert isinstance(validation, list) and [v["gate"] for v in validation] == ["lint", "self-review", "CI"]
+
+
+async def test_a_gate_that_cannot_judge_does_not_block_but_is_not_a_pass(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.lint_answers = [
+        LintResult.model_validate(
+            {"status": "error", "linters": [{"name": "ruff", "error": "image dockyard/python is not built"}]}
+        )
+    ]
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 1
+    assert [g.status for g in outcome.rounds[0].gates] == ["error", "passed", "passed"]
+    body = mem.pulls[0]["body"]
+    assert "did not pass every validation" in body and "lint (error: lint could not give a verdict" in body
+
+
+async def test_model_api_failing_in_a_later_round_publishes_the_earlier_change(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[tool_use("replace_in_file", **FIX), end_turn("Divide."), overloaded(), overloaded()],
+        review=[review_fail("no zero check")],
+    )
+    outcome, _ = await fix(ai, mem, model_retries=1)
+    assert outcome.ok and not outcome.passed_all and outcome.final_round == 1, outcome.error
+    assert outcome.rounds[1].interrupted and "OverloadedError" in outcome.rounds[1].interrupted
+    body = mem.pulls[0]["body"]
+    assert "round 2 was cut short (the model API failed: OverloadedError" in body and "- cut short:" in body
+    assert mem.deleted == ["job_1"]
+
+
+async def test_the_pr_targets_the_ref_when_it_is_a_branch(ai: FakeAnthropic) -> None:
+    seen: list[Any] = []
+    for ref, base, expected in (
+        ("release-1", None, "release-1"),
+        ("a" * 40, None, None),
+        ("v1", "main", "main"),
+    ):
+        mem = MemoryDockyard(FILES)
+
+        async def commit(job_id: str, original: Any = mem.commit, **kw: Any) -> CommitResult:
+            seen.append(kw.get("base_branch"))
+            return await original(job_id, **kw)  # type: ignore[no-any-return]
+
+        mem.commit = commit  # type: ignore[method-assign]
+        ai.reset()
+        ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+        req = REPORT.model_copy(update={"ref": ref, "base": base})
+        outcome, _ = await fix(ai, mem, req)
+        assert outcome.ok
+        assert seen[-1] == expected
