@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dockyard setup: idempotent, quick on a second run.
-#   1. a Docker engine that answers (on Debian as root: installs docker.io and starts dockerd)
+#   1. a Docker engine that answers (on Debian as root: installs docker.io and starts dockerd),
+#      and docker-compose for the compose e2e test
 #   2. the Python package (`dockyard` command) with its test extras
 #   3. the base image debian:bookworm-slim (pulled; where no registry answers, bootstrapped
 #      locally with debootstrap and imported under that name)
@@ -42,8 +43,10 @@ ensure_engine() {
 
 ensure_python() {
   # Checked from / so the current folder cannot stand in for an installed package.
-  if [ "$(cd / && python3 -c 'import service, pytest, ruff, mypy, os; print(os.path.dirname(service.__file__))' \
-          2>/dev/null)" = "$PWD/service" ] && command -v dockyard >/dev/null 2>&1; then
+  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, os
+print(os.path.dirname(service.__file__))'
+  if [ "$(cd / && python3 -c "$probe" 2>/dev/null)" = "$PWD/service" ] \
+     && command -v dockyard >/dev/null 2>&1 && command -v dockyard-bot >/dev/null 2>&1; then
     log "python package installed"
     return
   fi
@@ -66,6 +69,13 @@ ensure_base_image() {
   log "imported $BASE_IMAGE (a local debootstrap stand-in)"
 }
 
+ensure_compose() {
+  # The compose end-to-end test (tests/e2e) runs `docker-compose` (Debian's 1.29; no Compose v2 there).
+  if command -v docker-compose >/dev/null 2>&1; then log "docker-compose present"; return; fi
+  if is_root_debian; then log "installing docker-compose"; apt_install docker-compose; return; fi
+  log "docker-compose missing and not root on Debian: the compose e2e test will be skipped"
+}
+
 build_images() {
   if [ -z "${DOCKYARD_BUILD_EXTRA_CA:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     export DOCKYARD_BUILD_EXTRA_CA=/etc/ssl/certs/ca-certificates.crt
@@ -74,6 +84,7 @@ build_images() {
 }
 
 ensure_engine
+ensure_compose
 ensure_python
 ensure_base_image
 build_images
