@@ -1,4 +1,4 @@
-"""`dockyard` command line: serve · images build · images list."""
+"""`dockyard` command line: serve · images build · images list · audit verify · audit export."""
 
 from __future__ import annotations
 
@@ -17,8 +17,52 @@ def _serve(settings: Settings) -> int:
     configure_logging()
     settings.tokens()  # refuse to start open, before binding the port
     app = build_app(settings)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, handle_signals=True)
+    # SIGTERM: stop accepting, let in-flight requests finish (up to the timeout), leave sandboxes running.
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=settings.shutdown_timeout_s,
+    )
     return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Offline, on the state dir (safe next to a running service: read-only)."""
+    import json
+    import sqlite3
+
+    from service.audit import export_jsonl, iter_rows, open_readonly, verify_rows
+    from service.trail import read_anchors
+
+    try:
+        conn = open_readonly(settings.state_dir)
+    except (FileNotFoundError, sqlite3.Error) as e:
+        print(f"dockyard: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.audit_cmd == "verify":
+            anchors = {} if args.no_anchors else read_anchors(settings.state_dir / "trail")
+            result = verify_rows(iter_rows(conn), anchors)
+            print(json.dumps(result.__dict__))
+            if not result.ok:
+                print(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.reason}", file=sys.stderr)
+                return 1
+            return 0
+        if args.output in (None, "-"):
+            n = export_jsonl(conn, sys.stdout, job_id=args.job)
+        else:
+            with open(args.output, "w", encoding="utf-8") as out:
+                n = export_jsonl(conn, out, job_id=args.job)
+        print(f"exported {n} record(s)", file=sys.stderr)
+        return 0
+    except sqlite3.Error as e:
+        print(f"dockyard: cannot read {settings.state_dir}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
 
 
 def _images(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,11 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("names", nargs="*", help="only these images (and their parents)")
     build.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
     isub.add_parser("list", help="show each image's tag and whether it is built")
+    audit = sub.add_parser("audit", help="the audit log, offline on DOCKYARD_STATE_DIR")
+    asub = audit.add_subparsers(dest="audit_cmd", required=True)
+    verify = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad seq")
+    verify.add_argument("--no-anchors", action="store_true", help="ignore the outcome trail's anchors")
+    export = asub.add_parser("export", help="write records as JSON Lines")
+    export.add_argument("--job", help="only this job's records")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     try:
         settings = Settings()
         if args.cmd == "serve":
             return _serve(settings)
+        if args.cmd == "audit":
+            return _audit(settings, args)
         return _images(settings, args)
     except ConfigError as e:
         print(f"dockyard: configuration error: {e}", file=sys.stderr)

@@ -4,16 +4,17 @@ what the service holds (store, Docker backend, job service) through `cleanup_ctx
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import __version__
-from service.api import git_host, health, jobs, lint, tools
+from service import __version__, metrics
+from service.api import audit, git_host, health, jobs, lint, tools
 from service.api.middleware import auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS
+from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TRAIL
 from service.audit import SYSTEM
 from service.errors import DockyardError
 from service.events import EventHub
@@ -24,6 +25,9 @@ from service.jobs import ImageState, JobService
 from service.lint.runner import LintService
 from service.logging import get_logger
 from service.models import (
+    AuditList,
+    AuditQuery,
+    AuditVerifyResult,
     ChecksQuery,
     ChecksResult,
     CommitRequest,
@@ -49,9 +53,11 @@ from service.models import (
     WriteFileRequest,
     WriteFileResult,
 )
+from service.reaper import Reaper, instance_id
 from service.sandbox.docker import DockerBackend
 from service.settings import Settings, load_images_config
 from service.store import Store
+from service.trail import OutcomeTrail
 
 log = get_logger(__name__)
 
@@ -76,6 +82,31 @@ def routes() -> list[Route]:
             errors=(503,),
         ),
         Route("GET", "/openapi.json", health.openapi_json, "This contract as OpenAPI 3.1", None),
+        Route(
+            "GET",
+            "/metrics",
+            audit.metrics_endpoint,
+            "Prometheus metrics (unauthenticated, like /healthz: counts only, no ids or contents)",
+            None,
+            media_type="text/plain",
+        ),
+        Route(
+            "GET",
+            "/v1/audit",
+            audit.list_audit,
+            "The audit log in seq order, filtered and paged (after / next_after)",
+            AUDITOR,
+            query=AuditQuery,
+            answer=AuditList,
+        ),
+        Route(
+            "GET",
+            "/v1/audit/verify",
+            audit.verify_audit,
+            "Check the hash chain: ok, or the first altered or missing record",
+            AUDITOR,
+            answer=AuditVerifyResult,
+        ),
         Route("GET", "/v1/images", health.images, "Languages, images and limits", BOT, answer=ImagesResult),
         Route("GET", "/v1/config", health.get_config, "The config in use (admin)", ADMIN, answer=ConfigView),
         Route(
@@ -249,10 +280,27 @@ def build_app(settings: Settings) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await Store.open(settings.state_dir)
-        backend = DockerBackend(threads=settings.docker_threads)
+        store.on_audit = metrics.observe_audit
+        instance = await asyncio.to_thread(instance_id, settings.state_dir)
+        backend = DockerBackend(threads=settings.docker_threads, instance=instance)
         app[BACKEND] = backend
         github = GitHubApp(settings)
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)
+        trail: OutcomeTrail | None = None
+        if settings.outcome_trail:
+            trail = OutcomeTrail(settings.state_dir / "trail", store)
+            await trail.start()
+            app[TRAIL] = trail
+            app[JOBS].on_end = trail.schedule
+        # Reconcile with the engine before the first request; then reap on an interval.
+        reaper = Reaper(app[JOBS], backend, instance, settings.reap_interval_s)
+        await reaper.first_pass()
+        reaper_task = asyncio.get_running_loop().create_task(reaper.run(), name="dockyard-reaper")
+        backfill = (
+            asyncio.get_running_loop().create_task(trail.backfill(), name="dockyard-trail-backfill")
+            if trail is not None
+            else None
+        )
         app[GITHOST] = GitHost(app[JOBS], github)
         app[LINT] = LintService(app[JOBS])
         loop = asyncio.get_running_loop()
@@ -275,6 +323,13 @@ def build_app(settings: Settings) -> web.Application:
         finally:
             # Sandboxes stay running: a restarted service adopts them again.
             loop.remove_signal_handler(signal.SIGHUP)
+            for task in (reaper_task, backfill):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if trail is not None:
+                await trail.drain()
             await backend.close()
             await store.close()
 

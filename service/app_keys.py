@@ -12,9 +12,11 @@ if TYPE_CHECKING:
     from service.lint.runner import LintService
     from service.sandbox.docker import DockerBackend
     from service.settings import Settings
+    from service.trail import OutcomeTrail
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 BACKEND: web.AppKey[DockerBackend] = web.AppKey("backend")
 LINT: web.AppKey[LintService] = web.AppKey("lint")
 GITHOST: web.AppKey[GitHost] = web.AppKey("githost")
+TRAIL: web.AppKey[OutcomeTrail] = web.AppKey("trail")

@@ -3,14 +3,20 @@
 Each record's `hash` is SHA-256 over the previous record's hash and the record's own canonical
 JSON, so altering or removing any record breaks every hash after it. Records carry argv, exit
 codes, durations and byte counts — never file contents, never tokens.
+
+`ChainVerifier` finds the first altered or missing record (used by `GET /v1/audit/verify` and,
+offline on the state dir, by `dockyard audit verify`); `export_jsonl` backs `dockyard audit export`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 GENESIS = "0" * 64
 
@@ -96,3 +102,147 @@ def chain_hash(record: AuditRecord) -> str:
     body.pop("hash")
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((record.prev_hash + canonical).encode()).hexdigest()
+
+
+# --- verification and export ------------------------------------------------------------------------
+
+DB_NAME = "dockyard.sqlite3"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The chain checked from seq 1: `ok`, or the first record that is altered or missing."""
+
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    head_seq: int | None = None
+    head_hash: str | None = None
+
+
+class ChainVerifier:
+    """Feed stored rows in seq order; it stops at the first break.
+
+    A record is *altered* when its content no longer gives its hash, or when its `prev_hash` is
+    not the previous record's hash (a record changed and re-hashed breaks the next link). A record
+    is *missing* when the seqs jump. Removing records at the tail leaves a shorter, valid chain;
+    `anchors` (seq → hash, e.g. from the git outcome trail) catch that: every anchored record must
+    still be there with the same hash.
+    """
+
+    def __init__(self, anchors: dict[int, str] | None = None):
+        self.anchors = dict(anchors or {})
+        self.count = 0
+        self.prev_hash = GENESIS
+        self.next_seq = 1
+        self.broken: tuple[int, str] | None = None
+
+    def feed_row(self, row: dict[str, Any]) -> bool:
+        """Check one stored row; False once the chain is broken (stop feeding)."""
+        if self.broken is not None:
+            return False
+        seq = row.get("seq")
+        if not isinstance(seq, int):
+            self.broken = (self.next_seq, "a record has no integer seq")
+            return False
+        if seq != self.next_seq:
+            if seq < self.next_seq:
+                self.broken = (seq, f"record {seq} appears twice or out of order")
+            else:
+                gap = f"{self.next_seq}" if seq == self.next_seq + 1 else f"{self.next_seq}..{seq - 1}"
+                self.broken = (self.next_seq, f"record(s) {gap} missing")
+            return False
+        try:
+            record = AuditRecord.from_row(row)
+        except (TypeError, ValueError) as e:
+            self.broken = (seq, f"record {seq} is unreadable (altered): {type(e).__name__}")
+            return False
+        if record.prev_hash != self.prev_hash:
+            self.broken = (
+                seq,
+                f"record {seq}'s prev_hash is not record {seq - 1}'s hash "
+                f"(record {seq - 1} was altered and re-hashed, or this link was)",
+            )
+            return False
+        if chain_hash(record) != record.hash:
+            self.broken = (seq, f"record {seq}'s content does not match its hash (altered)")
+            return False
+        anchored = self.anchors.get(seq)
+        if anchored is not None and anchored != record.hash:
+            self.broken = (seq, f"record {seq} differs from the hash the outcome trail recorded for it")
+            return False
+        self.count += 1
+        self.prev_hash = record.hash
+        self.next_seq = seq + 1
+        return True
+
+    def result(self) -> VerifyResult:
+        head_seq = self.next_seq - 1 if self.count else None
+        head_hash = self.prev_hash if self.count else None
+        if self.broken is None:
+            beyond = sorted(s for s in self.anchors if s >= self.next_seq)
+            if beyond:
+                self.broken = (
+                    self.next_seq,
+                    f"record(s) {self.next_seq}..{beyond[-1]} missing: the outcome trail anchors "
+                    f"record {beyond[-1]}, the log ends at {self.next_seq - 1}",
+                )
+        if self.broken is not None:
+            seq, reason = self.broken
+            return VerifyResult(False, self.count, seq, reason, head_seq, head_hash)
+        return VerifyResult(True, self.count, None, None, head_seq, head_hash)
+
+
+def open_readonly(state_dir: Path) -> sqlite3.Connection:
+    """The state database, read-only (safe next to a running service: WAL readers never block)."""
+    path = state_dir / DB_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no dockyard database at {path}; set DOCKYARD_STATE_DIR")
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def iter_rows(
+    conn: sqlite3.Connection, *, job_id: str | None = None, batch: int = 2000
+) -> Iterator[dict[str, Any]]:
+    """Every audit row in seq order (optionally one job's), fetched in batches."""
+    last = 0
+    while True:
+        sql = "SELECT * FROM audit WHERE seq > ?"
+        params: list[Any] = [last]
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            params.append(job_id)
+        rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*params, batch]).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            yield dict(row)
+        last = rows[-1]["seq"]
+
+
+def verify_rows(rows: Iterable[dict[str, Any]], anchors: dict[int, str] | None = None) -> VerifyResult:
+    verifier = ChainVerifier(anchors)
+    for row in rows:
+        if not verifier.feed_row(row):
+            break
+    return verifier.result()
+
+
+def record_json(record: AuditRecord) -> dict[str, Any]:
+    return asdict(record)
+
+
+def export_jsonl(conn: sqlite3.Connection, out: IO[str], *, job_id: str | None = None) -> int:
+    """Write the records (one job's, or all) as JSON Lines; returns how many."""
+    n = 0
+    for row in iter_rows(conn, job_id=job_id):
+        try:
+            body = record_json(AuditRecord.from_row(row))
+        except (TypeError, ValueError):
+            body = {k: row[k] for k in row}  # an altered row: exported as stored
+        out.write(json.dumps(body, sort_keys=True, ensure_ascii=False) + "\n")
+        n += 1
+    return n

@@ -12,7 +12,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +79,9 @@ class JobService:
         self._logs_dir = settings.state_dir / "logs"
         self._work_dir.mkdir(parents=True, exist_ok=True)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
+        # Called with a job's id once its end (destroyed, failed, reaped) has committed: the app
+        # points it at the outcome trail. Must not block or raise.
+        self.on_end: Callable[[str], None] | None = None
 
     async def reload_config(self, actor: Actor) -> ImageState:
         """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
@@ -177,6 +180,14 @@ class JobService:
         async with self._create_lock:
             live = await self.store.count_live()
             if live >= self.settings.max_jobs:
+                await self.store.audit(
+                    AuditEntry(
+                        actor=actor,
+                        action="job.create",
+                        outcome="too_many_jobs",
+                        details={"live_jobs": live, "max_jobs": self.settings.max_jobs},
+                    )
+                )
                 raise TooManyJobs(
                     f"{live} jobs are live, the cap is {self.settings.max_jobs}; delete one or retry later",
                     retry_after_s=30,
@@ -300,13 +311,14 @@ class JobService:
                 audit=AuditEntry(
                     actor=actor,
                     action="job.create",
-                    outcome="error",
+                    outcome=e.code if isinstance(e, DockyardError) else "error",
                     job_id=job.id,
                     details={"repo": job.clone_url, "ref": job.ref, "error": message},
                 ),
                 status="failed",
                 error=message,
             )
+            self._ended(job.id)
             await self.hub.publish(job.id, "job.failed", {"status": "failed", "error": message})
             log.info("job_failed", job_id=job.id, error=message)
             raise
@@ -320,25 +332,83 @@ class JobService:
             job = await self.get(job_id)
             if job.status == "destroyed":
                 return
-            if job.container_id:
-                await self._save_logs(job)
+            # A failed job keeps its error; its record says it is gone now.
+            await self._close(job, AuditEntry(actor=actor, action="job.delete", outcome="ok"), "destroyed")
+        self._job_locks.pop(job_id, None)
+
+    def _ended(self, job_id: str) -> None:
+        if self.on_end is not None:
+            self.on_end(job_id)
+
+    async def _close(
+        self,
+        job: JobRecord,
+        entry: AuditEntry,
+        status: str,
+        error: str | None = None,
+        *,
+        best_effort: bool = False,
+        event: dict[str, Any] | None = None,
+    ) -> None:
+        """End a job (the caller holds its lock): keep the box's log, remove the box and its
+        storage, record the new status with its audit record in one transaction, tell listeners.
+        `best_effort`: a failing clean-up is logged and the job is ended anyway."""
+        if job.container_id:
+            await self._save_logs(job)
+        try:
             await self.backend.destroy(
                 job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"
             )
-            new_status = "destroyed"  # a failed job keeps its error; its record says it is gone now
-            await self.store.update_job(
-                job.id,
-                audit=AuditEntry(
-                    actor=actor,
-                    action="job.delete",
-                    outcome="ok",
-                    job_id=job.id,
-                    container_id=job.container_id,
-                ),
-                status=new_status,
+        except DockyardError:
+            if not best_effort:
+                raise
+            log.warning("cleanup_failed", job_id=job.id)
+        entry = replace(entry, job_id=job.id, container_id=entry.container_id or job.container_id)
+        fields: dict[str, Any] = {"status": status}
+        if error is not None:
+            fields["error"] = error
+        await self.store.update_job(job.id, audit=entry, **fields)
+        self._ended(job.id)
+        payload: dict[str, Any] = {"status": status, **(event or {})}
+        if error is not None and status == "failed":
+            payload["error"] = error
+        await self.hub.publish(job.id, f"job.{status}", payload)
+
+    async def reap(self, job_id: str) -> bool:
+        """The TTL reaper: remove an expired job's box; `reap` is audited with the state change.
+        A job busy with a request (its lock held) is left for the next pass."""
+        lock = self._lock(job_id)
+        if lock.locked():
+            return False
+        async with lock:
+            job = await self.get(job_id)
+            if job.status != "ready" or job.expires_at > now():
+                return False
+            expired = job.expires_at.isoformat().replace("+00:00", "Z")
+            entry = AuditEntry(
+                actor=SYSTEM, action="reap", outcome="expired", details={"expires_at": expired}
             )
-            await self.hub.publish(job.id, "job.destroyed", {"status": new_status})
+            error = f"the job expired at {expired} (ttl_s) and was reaped"
+            await self._close(job, entry, "destroyed", error, event={"reaped": True})
+            log.info("job_reaped", job_id=job.id, expires_at=expired)
         self._job_locks.pop(job_id, None)
+        return True
+
+    async def fail_interrupted(self, job_id: str) -> None:
+        """A job left `creating` by a service that died mid-create: failed, leftovers removed."""
+        async with self._lock(job_id):
+            job = await self.get(job_id)
+            if job.status != "creating":
+                return
+            message = "the service stopped while the job was being created; create it again"
+            entry = AuditEntry(
+                actor=SYSTEM, action="job.fail", outcome="interrupted", details={"error": message}
+            )
+            await self._close(job, entry, "failed", message)
+            log.warning("job_interrupted", job_id=job.id)
+
+    async def mark_vanished(self, job_id: str) -> JobRecord:
+        return await self._mark_vanished(await self.get(job_id))
 
     def log_path(self, job_id: str) -> Path:
         return self._logs_dir / f"{job_id}.log"
@@ -352,12 +422,26 @@ class JobService:
         if data:
             await asyncio.to_thread(self.log_path(job.id).write_bytes, data)
 
-    async def logs(self, job_id: str) -> bytes:
+    async def logs(self, job_id: str, actor: Actor | None = None) -> bytes:
         job = await self.get(job_id)
         if job.status == "ready" and job.container_id:
-            return await self.backend.logs(job.container_id, 1024 * 1024)
-        path = self.log_path(job.id)
-        return await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+            data = await self.backend.logs(job.container_id, 1024 * 1024)
+        else:
+            path = self.log_path(job.id)
+            data = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+        if actor is not None:
+            await self.store.audit(
+                AuditEntry(
+                    actor=actor,
+                    action="job.logs",
+                    outcome="ok",
+                    job_id=job.id,
+                    container_id=job.container_id,
+                    bytes_out=len(data),
+                    details={"saved": not (job.status == "ready" and job.container_id)},
+                )
+            )
+        return data
 
     # --- exec ----------------------------------------------------------------------------------
 
@@ -430,23 +514,10 @@ class JobService:
             fresh = await self.get(job.id)
             if fresh.status != "ready":
                 return fresh
-            await self.store.update_job(
-                job.id,
-                audit=AuditEntry(
-                    actor=SYSTEM,
-                    action="job.fail",
-                    outcome="vanished",
-                    job_id=job.id,
-                    container_id=job.container_id,
-                    details={"error": VANISHED},
-                ),
-                status="failed",
-                error=VANISHED,
+            entry = AuditEntry(
+                actor=SYSTEM, action="job.fail", outcome="vanished", details={"error": VANISHED}
             )
-            try:  # whatever is left of it (a stopped container, the volume) goes too
-                await self.backend.destroy(job.container_id, job.volume)
-            except DockyardError:
-                log.warning("cleanup_failed", job_id=job.id)
-            await self.hub.publish(job.id, "job.failed", {"status": "failed", "error": VANISHED})
+            # A stopped box still has its log; whatever is left of it (the volume) goes too.
+            await self._close(fresh, entry, "failed", VANISHED, best_effort=True)
             log.warning("job_vanished", job_id=job.id, container_id=job.container_id)
             return await self.get(job.id)

@@ -426,3 +426,56 @@ class ChecksResult(_Answer):
     sha: str
     checks: list[CheckRunInfo]
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- audit (auditor, admin) -----------------------------------------------------------------------
+
+
+class AuditQuery(_Request):
+    job_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    actor: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        None, description="an actor name (bot-1a2b3c4d5e6f) or a role (bot, auditor, admin, system)"
+    )
+    action: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="a dotted action (tool.read_file); a trailing * matches a prefix (tool.*)"
+    )
+    since: datetime | None = Field(None, description="RFC 3339: records at or after this time")
+    after: int = Field(0, ge=0, description="page cursor: records with seq greater than this")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class AuditRecordOut(_Answer):
+    seq: int
+    at: str
+    actor: str
+    role: str
+    job_id: str | None
+    action: str
+    container_id: str | None
+    argv: list[str] | None
+    exit_code: int | None
+    duration_ms: int | None
+    bytes_in: int | None
+    bytes_out: int | None
+    outcome: str
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="timed_out/oom_killed flags, path, linter; never contents or tokens"
+    )
+    prev_hash: str
+    hash: str
+
+
+class AuditList(_Answer):
+    records: list[AuditRecordOut]
+    next_after: int | None = Field(
+        None, description="pass as `after` for the next page; null when this page is the last"
+    )
+
+
+class AuditVerifyResult(_Answer):
+    ok: bool
+    records: int = Field(description="records checked (up to the first broken one)")
+    first_bad_seq: int | None = Field(None, description="the first altered or missing record")
+    reason: str | None = None
+    head_seq: int | None = None
+    head_hash: str | None = None

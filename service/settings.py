@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     base_image: str | None = Field(None, description="BASE_IMAGE build arg for the base sandbox image")
     build_extra_ca: Path | None = Field(None, description="CA bundle trusted during image builds only")
 
+    # Recovery, reaping, the outcome trail (all optional).
+    reap_interval_s: float = Field(30, gt=0, description="how often expired jobs and orphans are reaped")
+    outcome_trail: bool = Field(True, description="commit each ended job's outcome to <state_dir>/trail")
+    shutdown_timeout_s: float = Field(60, ge=0, description="SIGTERM: how long in-flight requests may finish")
+
     @field_validator("state_dir", "images_config")
     @classmethod
     def _absolute(cls, v: Path) -> Path:

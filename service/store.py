@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,6 +149,8 @@ class Store:
         self._db = db
         # One connection: writes are serialised so no statement lands inside another's transaction.
         self._write_lock = asyncio.Lock()
+        # Called with each audit record once its transaction has committed (metrics).
+        self.on_audit: Callable[[AuditRecord], None] | None = None
 
     @classmethod
     async def open(cls, state_dir: Path) -> Store:
@@ -167,19 +169,22 @@ class Store:
     # --- the one write path --------------------------------------------------------------------
 
     async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]], audit: AuditEntry | None) -> None:
+        record: AuditRecord | None = None
         async with self._write_lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
                     await self._db.execute(sql, params)
                 if audit is not None:
-                    await self._append_audit(audit)
+                    record = await self._append_audit(audit)
                 await self._db.execute("COMMIT")
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
+        if record is not None and self.on_audit is not None:
+            self.on_audit(record)
 
-    async def _append_audit(self, entry: AuditEntry) -> None:
+    async def _append_audit(self, entry: AuditEntry) -> AuditRecord:
         async with self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
             last = await cur.fetchone()
         seq = (last["seq"] + 1) if last else 1
@@ -192,6 +197,7 @@ class Store:
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
         await self._db.execute(f"INSERT INTO audit ({names}) VALUES ({marks})", list(cols.values()))
+        return record
 
     # --- jobs ----------------------------------------------------------------------------------
 
@@ -283,3 +289,48 @@ class Store:
         async with self._db.execute(sql, params) as cur:
             rows = await cur.fetchall()
         return [AuditRecord.from_row(dict(r)) for r in rows]
+
+    async def audit_query(
+        self,
+        *,
+        job_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Records in seq order after `after`; `actor` matches a name or a role; `action` ending
+        in `.*` (or `*`) matches a prefix (`tool.*`)."""
+        sql = "SELECT * FROM audit WHERE seq > ?"
+        params: list[Any] = [after]
+        if job_id:
+            sql += " AND job_id = ?"
+            params.append(job_id)
+        if actor:
+            sql += " AND (actor = ? OR role = ?)"
+            params += [actor, actor]
+        if action:
+            if action.endswith("*"):
+                prefix = action.rstrip("*")
+                escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                sql += " AND action LIKE ? ESCAPE '\\'"
+                params.append(escaped + "%")
+            else:
+                sql += " AND action = ?"
+                params.append(action)
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(_ts(since))
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        async with self._db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [AuditRecord.from_row(dict(r)) for r in rows]
+
+    async def audit_rows(self, *, after: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
+        """Raw stored rows in seq order (for verification: an altered row must not stop the read)."""
+        sql = "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"
+        async with self._db.execute(sql, (after, limit)) as cur:
+            rows = await cur.fetchall()
+        return [dict(r) for r in rows]

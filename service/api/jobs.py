@@ -57,7 +57,7 @@ async def delete_job(request: web.Request) -> web.Response:
 
 
 async def job_logs(request: web.Request) -> web.Response:
-    data = await request.app[JOBS].logs(request.match_info["id"])
+    data = await request.app[JOBS].logs(request.match_info["id"], actor(request))
     return web.Response(body=data, content_type="text/plain", charset="utf-8")
 
 

@@ -10,7 +10,6 @@ with exponential backoff; primary and secondary rate limits after their reset/Re
 from __future__ import annotations
 
 import base64
-import importlib
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +20,7 @@ from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
 from githubkit.typing import RetryOption
 
+from service import metrics
 from service.errors import GitHubError, GitHubNotConfigured, RepoNotFound
 from service.logging import get_logger
 from service.settings import Settings
@@ -63,12 +63,7 @@ class BoundedRetry:
 
 
 def _count_retry() -> None:
-    try:  # the metrics module defines the counter when metrics are on
-        counter = getattr(importlib.import_module("service.metrics"), "GITHUB_RETRIES", None)
-        if counter is not None:
-            counter.inc()
-    except ImportError:
-        pass
+    metrics.GITHUB_RETRIES.inc()
 
 
 @dataclass(frozen=True)
@@ -126,9 +121,10 @@ class GitHubApp:
     async def call(self, what: str, repo: RepoId, op: Awaitable[T]) -> T:
         """Await one githubkit call, mapping failures to the contract's errors (never with a token)."""
         try:
-            return await op
+            result = await op
         except RequestFailed as e:
             status = e.response.status_code
+            metrics.GITHUB_CALLS.labels(op=what, status=str(status)).inc()
             message = _message(e)
             if status == 404:
                 raise RepoNotFound(
@@ -140,7 +136,10 @@ class GitHubApp:
                 {"repo": str(repo), "github_status": status, "github_message": message},
             ) from None
         except GitHubException as e:
+            metrics.GITHUB_CALLS.labels(op=what, status="error").inc()
             raise GitHubError(f"{what} failed for {repo}: {type(e).__name__}", {"repo": str(repo)}) from None
+        metrics.GITHUB_CALLS.labels(op=what, status=str(getattr(result, "status_code", 200))).inc()
+        return result
 
     async def token(self, repo: RepoId, permissions: Mapping[str, str]) -> str:
         """A fresh installation token for ONE repository with exactly these permissions."""

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ T = TypeVar("T")
 MANAGED_LABEL = "dockyard.managed"
 JOB_LABEL = "dockyard.job"
 EXPIRES_LABEL = "dockyard.expires"
+INSTANCE_LABEL = "dockyard.instance"  # which service (state dir) owns it: reconcile touches only its own
 WORKSPACE = "/workspace"
 
 
@@ -46,8 +48,25 @@ def container_name(job_id: str) -> str:
     return f"dockyard-{job_id}"
 
 
+@dataclass(frozen=True)
+class ManagedContainer:
+    id: str
+    name: str
+    labels: dict[str, str]
+    running: bool
+    created: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class ManagedVolume:
+    name: str
+    labels: dict[str, str]
+
+
 class DockerBackend:
-    def __init__(self, *, threads: int = 16, client_timeout: float = 120.0):
+    def __init__(self, *, threads: int = 16, client_timeout: float = 120.0, instance: str | None = None):
+        # Every container and volume this backend makes carries dockyard.managed (and the instance).
+        self._own_labels = {MANAGED_LABEL: "true", **({INSTANCE_LABEL: instance} if instance else {})}
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
         self._threads = threads
         self._timeout = client_timeout
@@ -75,6 +94,10 @@ class DockerBackend:
             with self._lock:
                 self._client = None
             raise DockerUnavailable("the Docker engine is unreachable") from e
+        except requests.exceptions.Timeout as e:  # a hung engine: a fresh client next time
+            with self._lock:
+                self._client = None
+            raise DockerUnavailable("the Docker engine did not answer in time") from e
         except docker.errors.DockerException as e:
             if "Connection" in str(e) or "connect" in str(e):
                 with self._lock:
@@ -144,7 +167,7 @@ class DockerBackend:
         uid, _, gid = spec.user.partition(":")
         labels = {
             **spec.labels,
-            MANAGED_LABEL: "true",
+            **self._own_labels,
             JOB_LABEL: spec.job_id,
             EXPIRES_LABEL: spec.expires_at.isoformat().replace("+00:00", "Z"),
         }
@@ -162,7 +185,7 @@ class DockerBackend:
                 "device": "tmpfs",
                 "o": f"size={spec.limits.disk_mb}m,uid={uid},gid={gid or uid},mode=0755,nosuid,nodev",
             },
-            labels={MANAGED_LABEL: "true", JOB_LABEL: spec.job_id},
+            labels={**self._own_labels, JOB_LABEL: spec.job_id},
         )
         container_id = None
         try:
@@ -250,6 +273,30 @@ class DockerBackend:
 
         return await self._run(fetch)
 
+    async def list_managed(self) -> tuple[list[ManagedContainer], list[ManagedVolume]]:
+        """Every container (running or not) and volume labelled dockyard.managed, any instance's."""
+
+        def fetch() -> tuple[list[ManagedContainer], list[ManagedVolume]]:
+            api = self.client().api
+            flt = {"label": f"{MANAGED_LABEL}=true"}
+            containers = [
+                ManagedContainer(
+                    id=c["Id"],
+                    name=(c.get("Names") or ["/"])[0].lstrip("/"),
+                    labels=dict(c.get("Labels") or {}),
+                    running=c.get("State") == "running",
+                    created=float(c.get("Created") or 0),
+                )
+                for c in api.containers(all=True, filters=flt)
+            ]
+            volumes = [
+                ManagedVolume(name=v["Name"], labels=dict(v.get("Labels") or {}))
+                for v in (api.volumes(filters=flt).get("Volumes") or [])
+            ]
+            return containers, volumes
+
+        return await self._run(fetch)
+
     async def inspect(self, container_id: str) -> dict[str, Any]:
         return await self._run(lambda: self.client().api.inspect_container(container_id))
 
@@ -303,7 +350,7 @@ class DockerBackend:
             user=spec.user,
             working_dir=spec.workdir,
             hostname="sandbox",
-            labels={**spec.labels, MANAGED_LABEL: "true"},
+            labels={**spec.labels, **self._own_labels},
             environment=spec.env,
             network_disabled=True,
             host_config=self._host_config(

@@ -1,0 +1,52 @@
+"""Audit routes (auditor, admin): the log, filtered and paged; the chain verified. And `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from service import metrics
+from service.api.routing import answer, query
+from service.app_keys import JOBS, TRAIL
+from service.audit import ChainVerifier, record_json
+from service.models import AuditList, AuditQuery, AuditRecordOut, AuditVerifyResult
+from service.trail import read_anchors
+
+BATCH = 2000
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    q = query(request, AuditQuery)
+    store = request.app[JOBS].store
+    records = await store.audit_query(
+        job_id=q.job_id, actor=q.actor, action=q.action, since=q.since, after=q.after, limit=q.limit + 1
+    )
+    page = records[: q.limit]
+    return answer(
+        AuditList(
+            records=[AuditRecordOut(**record_json(r)) for r in page],
+            next_after=page[-1].seq if len(records) > q.limit else None,
+        )
+    )
+
+
+async def verify_audit(request: web.Request) -> web.Response:
+    store = request.app[JOBS].store
+    trail = request.app.get(TRAIL)
+    anchors = await asyncio.to_thread(read_anchors, trail.root) if trail is not None else {}
+    verifier = ChainVerifier(anchors)
+    after = 0
+    while True:
+        rows = await store.audit_rows(after=after, limit=BATCH)
+        if not all(verifier.feed_row(row) for row in rows) or len(rows) < BATCH:
+            break
+        after = rows[-1]["seq"]
+    result = verifier.result()
+    return answer(AuditVerifyResult(**result.__dict__))
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    metrics.LIVE_JOBS.set(await request.app[JOBS].store.count_live())
+    body, content_type = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})

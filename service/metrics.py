@@ -1,0 +1,104 @@
+"""Prometheus metrics, defined in one place and served at `GET /metrics` (unauthenticated).
+
+Most of them are derived from the audit log as records are committed (`observe_audit`), so the
+numbers and the audit trail can never disagree: a tool call, a lint run, a timeout, an OOM kill, a
+reap and a job creation each count when — and only when — their record is written. The live-jobs
+gauge is read from the store at scrape time. The GitHub counters are incremented by
+`service.github` (calls by operation and status, retries).
+
+The default registry is used, so the process collector's `process_resident_memory_bytes`,
+`process_cpu_seconds_total` and `process_open_fds` come for free.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from service.audit import AuditRecord
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: noise
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LINT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+LIVE_JOBS = Gauge("dockyard_jobs_live", "Jobs whose sandbox is live (creating or ready)")
+JOB_CREATIONS = Counter(
+    "dockyard_job_creations", "Job creations by outcome (ok, or the error code)", ["outcome"]
+)
+JOB_ENDS = Counter("dockyard_job_ends", "Jobs that ended, by how (deleted, reaped, failed)", ["how"])
+TOOL_DURATION = Histogram(
+    "dockyard_tool_duration_seconds",
+    "Duration of one tool exec in a job's box (diff included)",
+    ["tool"],
+    buckets=_LATENCY_BUCKETS,
+)
+LINT_DURATION = Histogram(
+    "dockyard_lint_duration_seconds",
+    "Duration of one linter run in its own box",
+    ["linter"],
+    buckets=_LINT_BUCKETS,
+)
+EXEC_TIMEOUTS = Counter("dockyard_exec_timeouts", "Execs killed at their deadline", ["kind"])
+EXEC_OOMS = Counter("dockyard_exec_oom_kills", "Execs killed by the OOM killer", ["kind"])
+REAPED = Counter(
+    "dockyard_reaped_sandboxes",
+    "Sandboxes removed by the service itself: expired jobs, orphans, vanished boxes",
+    ["reason"],
+)
+ADOPTED = Counter("dockyard_adopted_sandboxes", "Live sandboxes adopted again at start-up")
+AUDIT_RECORDS = Counter("dockyard_audit_records", "Audit records appended", ["action"])
+TRAIL_COMMITS = Counter(
+    "dockyard_trail_commits", "Outcome-trail writes by result (committed, unchanged, failed)", ["result"]
+)
+
+# For service.github (another module's counters, defined here so /metrics has them from the start).
+GITHUB_CALLS = Counter("github_calls", "GitHub API calls by operation and HTTP status", ["op", "status"])
+GITHUB_RETRIES = Counter("github_retries", "GitHub API calls retried (5xx, network, rate limits)")
+
+
+def _kind(action: str) -> str | None:
+    if action.startswith("tool.") or action == "diff":
+        return "tool"
+    if action == "lint":
+        return "lint"
+    return None
+
+
+def observe_audit(record: AuditRecord) -> None:
+    """Count what one committed audit record says happened (called by the store after COMMIT)."""
+    AUDIT_RECORDS.labels(record.action).inc()
+    kind = _kind(record.action)
+    if kind is not None:
+        seconds = (record.duration_ms or 0) / 1000
+        if kind == "tool":
+            TOOL_DURATION.labels(record.action.removeprefix("tool.")).observe(seconds)
+        elif record.duration_ms is not None:
+            LINT_DURATION.labels(str(record.details.get("linter", "unknown"))).observe(seconds)
+        if record.details.get("timed_out"):
+            EXEC_TIMEOUTS.labels(kind).inc()
+        if record.details.get("oom_killed"):
+            EXEC_OOMS.labels(kind).inc()
+        return
+    if record.action == "job.create":
+        JOB_CREATIONS.labels(record.outcome).inc()
+    elif record.action == "reap":
+        REAPED.labels(record.outcome).inc()
+        if record.job_id is not None and record.outcome == "expired":
+            JOB_ENDS.labels("reaped").inc()
+    elif record.action == "job.delete":
+        JOB_ENDS.labels("deleted").inc()
+    elif record.action == "job.fail":
+        JOB_ENDS.labels("failed").inc()
+        REAPED.labels(record.outcome).inc()
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
