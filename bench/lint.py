@@ -116,6 +116,8 @@ def main() -> int:
                     break
             except requests.ConnectionError:
                 time.sleep(0.2)
+        else:
+            raise SystemExit(f"the service did not become healthy; log: {tmp / 'service.log'}")
         job = http.post(f"{base}/v1/jobs", json={"clone_url": repo.as_uri(), "language": "python"}, timeout=120).json()
         job_id = job["id"]
         for stem in changed:  # one more finding per changed file, so the base run happens too

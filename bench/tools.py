@@ -80,6 +80,8 @@ def main() -> int:
                     break
             except requests.ConnectionError:
                 time.sleep(0.2)
+        else:
+            raise SystemExit(f"the service did not become healthy; log: {tmp / 'service.log'}")
         create = {"clone_url": f"file://{repo}", "ref": "main"}
 
         # --- 1. read_file vs raw exec ---------------------------------------------------------

@@ -337,6 +337,26 @@ class Turn:
     hit_turn_cap: bool
 
 
+CUT_TOOL_CALL = (
+    "Not run: your answer hit the output limit inside this call, so its input may be incomplete. "
+    "Send it again; split a large edit into several smaller replace_in_file calls."
+)
+
+
+def _cache_marked(messages: list[MessageParam]) -> list[MessageParam]:
+    """The conversation with a cache breakpoint on its newest block, so the next call reads the
+    whole prefix from the cache instead of paying for it again. Only the copy sent is marked: the
+    API allows 4 breakpoints per request, and they would pile up in the kept conversation."""
+    if not messages or isinstance(messages[-1]["content"], str):
+        return messages
+    last = messages[-1]
+    blocks = list(last["content"])
+    if not blocks:
+        return messages
+    blocks[-1] = cast(Any, {**cast(dict[str, Any], blocks[-1]), "cache_control": {"type": "ephemeral"}})
+    return [*messages[:-1], cast(MessageParam, {**last, "content": blocks})]
+
+
 @dataclass
 class Agent:
     """One conversation with the model, kept across rounds (each round adds the gates' findings)."""
@@ -380,7 +400,7 @@ class Agent:
                 max_tokens=self.max_tokens,
                 system=system,
                 tools=TOOLS,
-                messages=self.messages,
+                messages=_cache_marked(self.messages),
             )
             self.ledger.add(response.usage)
             stop = response.stop_reason
@@ -392,9 +412,13 @@ class Agent:
             uses = [b for b in response.content if b.type == "tool_use"]
             if uses:
                 results: list[ToolResultBlockParam] = []
-                for use in uses:
-                    text, is_error = await self.tools.run(use.name, dict(use.input))
-                    tools_run += 1
+                for i, use in enumerate(uses):
+                    if stop == "max_tokens" and i == len(uses) - 1:
+                        # Cut off at the output limit: its input may be cut too. Never apply it.
+                        text, is_error = CUT_TOOL_CALL, True
+                    else:
+                        text, is_error = await self.tools.run(use.name, dict(use.input))
+                        tools_run += 1
                     results.append(
                         {"type": "tool_result", "tool_use_id": use.id, "content": text, "is_error": is_error}
                     )

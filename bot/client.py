@@ -189,6 +189,15 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) ->
 _RETRYABLE_STATUS = {502, 503}
 
 
+def _transient(error: ApiError) -> bool:
+    """Worth repeating: 502/503, except a 502 relaying GitHub's own 4xx verdict (a 422 for a base
+    branch that does not exist, say), which the same request would get again."""
+    if error.status not in _RETRYABLE_STATUS:
+        return False
+    github_status = error.details.get("github_status")
+    return not (isinstance(github_status, int) and 400 <= github_status < 500 and github_status != 429)
+
+
 class DockyardClient:
     """One aiohttp session bound to one service URL and one token. Use as an async context manager
     (or call `close()`)."""
@@ -282,7 +291,7 @@ class DockyardClient:
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
-            if error.status in _RETRYABLE_STATUS and idempotent and attempt < self.retries:
+            if _transient(error) and idempotent and attempt < self.retries:
                 attempt += 1
                 await asyncio.sleep(self._backoff(attempt))
                 continue

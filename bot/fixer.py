@@ -9,7 +9,7 @@ import re
 import secrets
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 import anthropic
@@ -23,7 +23,7 @@ from bot.gates import GateResult, ci_gate, lint_gate, review_verdict
 from bot.models import DiffResult, Job
 from bot.progress import FinalInfo, Progress, Sink
 from bot.prompts import FIX_SYSTEM, REVIEW_SYSTEM, review_prompt
-from bot.report import RoundRecord, commit_message, file_stats, pr_body, pr_title, validation_of
+from bot.report import FileStat, RoundRecord, commit_message, pr_body, pr_title, validation_of
 from bot.settings import BotSettings
 from bot.usage import Ledger, Usage
 
@@ -203,8 +203,9 @@ class Fixer:
             return await self.client.create_job(
                 repo=self.req.repo, ref=self.req.ref, ttl_s=self.s.job_ttl_s, labels=labels
             )
-        except asyncio.CancelledError:
-            # The service finishes a creation it started: find that job by its label and remove it.
+        except BaseException:
+            # Cancelled, timed out, or the connection dropped: the service finishes a creation it
+            # started, so find that job by its label and remove it (nothing is found when none exists).
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(60):
                     for job in await self.client.list_jobs(labels={"bot-run": self.run_id}):
@@ -256,8 +257,21 @@ class Fixer:
                 prompt = await self._next_prompt(n, feedback)
             try:
                 turn = await agent.run_round(prompt)
+                record.summary, record.model_calls, record.hit_turn_cap = (
+                    turn.summary,
+                    turn.model_calls,
+                    turn.hit_turn_cap,
+                )
+                record.files_read = tools.files_read[read_before:]
+                record.edits = [
+                    f"{e.name} `{e.path}`" + ("" if e.ok else " (refused)")
+                    for e in tools.events[events_before:]
+                    if e.name in ("replace_in_file", "write_file")
+                ]
+                feedback = await self._gates(record, agent, tools)
             except anthropic.APIError as e:
-                # The SDK already retried. With an earlier round's change in hand, publish that.
+                # The SDK already retried (the round or its self-review). With an earlier round's
+                # change in hand, publish that.
                 if not any(r.files for r in self.rounds[:-1]):
                     raise
                 record.interrupted = f"the model API failed: {type(e).__name__}: {e}"[:500]
@@ -265,18 +279,6 @@ class Fixer:
                 record.usage = self.ledger.round(n)
                 await self.progress.note(f"round {n}: {record.interrupted}")
                 break
-            record.summary, record.model_calls, record.hit_turn_cap = (
-                turn.summary,
-                turn.model_calls,
-                turn.hit_turn_cap,
-            )
-            record.files_read = tools.files_read[read_before:]
-            record.edits = [
-                f"{e.name} `{e.path}`" + ("" if e.ok else " (refused)")
-                for e in tools.events[events_before:]
-                if e.name in ("replace_in_file", "write_file")
-            ]
-            feedback = await self._gates(record, agent, tools)
             record.usage = self.ledger.round(n)
             await self.progress.note(self._round_line(record))
             if feedback is None or feedback.status == "timeout":
@@ -301,7 +303,7 @@ class Fixer:
             parts.append(f"(the layout could not be listed: {e})")
         cands = Candidates()
         for path in paths_in(text):
-            for candidate in (path, path.lstrip("/")):
+            for candidate in dict.fromkeys((path, path.lstrip("/"))):
                 try:
                     await self.client.read_file(job.id, candidate, end_line=1)
                 except DockyardClientError:
@@ -349,14 +351,13 @@ class Fixer:
         return "\n\n".join(parts)
 
     async def _next_prompt(self, n: int, failed: GateResult) -> str:
-        assert self.job is not None
-        diff = await self.client.diff(self.job.id)
-        patch = diff.patch
+        prev = self.rounds[-2]  # its gates fetched the diff; nothing changed the workspace since
+        patch = prev.patch
         if len(patch) > PATCH_IN_PROMPT:
             patch = patch[:PATCH_IN_PROMPT] + "\n[... diff cut]"
         state = (
             f"Your change so far (the workspace keeps it; it is not reset):\n\n```diff\n{patch}\n```"
-            if diff.files
+            if prev.files
             else "The workspace has no change yet."
         )
         return (
@@ -421,7 +422,7 @@ class Fixer:
 
     def _record_diff(self, record: RoundRecord, diff: DiffResult) -> None:
         record.patch = diff.patch
-        record.files = file_stats(diff.patch, {f.path: f.status for f in diff.files})
+        record.files = [FileStat(f.path, f.status, f.additions, f.deletions) for f in diff.files]
 
     async def _snapshot(self, diff: DiffResult) -> dict[str, str | None] | None:
         """The changed files' contents now, to put this round's state back later (None: cannot)."""
@@ -467,26 +468,28 @@ class Fixer:
             return None
         return max(changed, key=lambda r: (r.score, r.number))
 
-    async def _restore(self, best: RoundRecord, tools: ToolBox) -> str | None:
-        """Put the workspace back to `best`'s state; None when done, else why it was not."""
+    async def _restore(self, best: RoundRecord, tools: ToolBox) -> tuple[str | None, DiffResult | None]:
+        """Put the workspace back to `best`'s state. Returns (None, None) when done exactly;
+        (why not, None) when nothing was written (the workspace still holds the last round);
+        (why not, the diff now) when it was written but came out different."""
         assert self.job is not None
-        if best is self.rounds[-1] or best.patch == self.rounds[-1].patch:
-            return None
+        last = self.rounds[-1]  # its diff was fetched when the round ended; nothing changed since
+        if best is last or best.patch == last.patch:
+            return None, None
         if best.snapshot is None:
-            return f"round {best.number} could not be restored (a file was too large or binary)"
-        current = await self.client.diff(self.job.id)
+            return f"round {best.number} could not be restored (a file was too large or binary)", None
         plan: dict[str, str] = {}
-        for path in {f.path for f in current.files} | set(best.snapshot):
+        for path in {f.path for f in last.files} | set(best.snapshot):
             content = best.snapshot.get(path) if path in best.snapshot else tools.base.get(path, UNKNOWN)
             if not isinstance(content, str):
-                return f"round {best.number} could not be restored ({path} cannot be put back)"
+                return f"round {best.number} could not be restored ({path} cannot be put back)", None
             plan[path] = content
         for path, content in plan.items():
             await self.client.write_file(self.job.id, path, content)
         after = await self.client.diff(self.job.id)
         if after.patch != best.patch:
-            return f"round {best.number} was restored only approximately"
-        return None
+            return f"round {best.number} was restored only approximately", after
+        return None, None
 
     async def _publish(self, outcome: FixOutcome, tools: ToolBox) -> None:
         assert self.job is not None
@@ -494,20 +497,29 @@ class Fixer:
         if best is None:
             raise FixFailed(f"the model made no change in {len(self.rounds)} round(s); no pull request")
         last = self.rounds[-1]
-        note = None
+        note: str | None = None
+        approx: DiffResult | None = None
         if best is not last:
             await self.progress.step(f"Restoring the best attempt (round {best.number})")
-            note = await self._restore(best, tools)
-            if note is not None and last.interrupted:
+            note, approx = await self._restore(best, tools)
+            if approx is not None:
+                # The workspace is near `best` but not it: describe what is there, and claim no pass
+                # (the gates judged the exact round).
+                best = replace(best)
+                self._record_diff(best, approx)
+                note = f"{note}; its gate results applied to the exact round, so no pass is claimed"
+            elif note is not None and last.interrupted:
                 raise FixFailed(f"{last.interrupted}; and {note}")
-            if note is not None:
+            elif note is not None:
                 best = last
                 note += f"; the PR carries the last round ({best.number}) instead"
         if last.interrupted:
-            note = (
-                f"round {last.number} was cut short ({last.interrupted}); the PR carries round {best.number}"
+            cut = (
+                f"round {last.number} was cut short ({last.interrupted}); "
+                f"the PR carries round {best.number}"
             )
-        passed = best.passed
+            note = cut if note is None else f"{cut}; {note}"
+        passed = best.passed and approx is None
         outcome.final_round = best.number
         outcome.passed_all = passed
         outcome.files_changed = [f.path for f in best.files]

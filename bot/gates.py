@@ -16,13 +16,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.client import ApiError, DockyardClient
+from bot.client import ApiError, DockyardClient, DockyardClientError
 from bot.models import ChecksResult, LintResult
 
 GateName = Literal["change", "lint", "review", "ci"]
 GateStatus = Literal["passed", "failed", "skipped", "error", "timeout"]
 
 LABELS: dict[str, str] = {"change": "change", "lint": "lint", "review": "self-review", "ci": "CI"}
+# How a gate's status is shown, in the PR body and in progress messages alike.
+MARK: dict[str, str] = {
+    "passed": "✅", "skipped": "⏭️", "failed": "❌", "error": "⚠️", "timeout": "⏳", "not run": "·"
+}
 
 
 @dataclass
@@ -195,6 +199,8 @@ async def ci_gate(
             result = await client.checks(job_id, sha=sha, wait_s=max(0.0, min(CI_POLL_S, left)))
         except ApiError as e:
             return GateResult("ci", "error", f"checks could not be read: {e.message}", data={"code": e.code})
+        except DockyardClientError as e:  # the service did not answer (after the client's retries)
+            return GateResult("ci", "error", f"checks could not be read: {e}", data={"code": "transport"})
         if result.status != "pending" or time.monotonic() - start >= timeout_s:
             break
         if on_wait is not None:

@@ -173,6 +173,8 @@ class DiffFile(_Model):
     mode: str = "100644"
     old_mode: str | None = None
     binary: bool = False
+    additions: int = 0
+    deletions: int = 0
 
 
 class DiffStats(_Model):

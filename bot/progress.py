@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, TextIO
 
 import aiohttp
 
+from bot.gates import MARK
 from bot.usage import Ledger, Usage, format_cost
 
 Kind = Literal["step", "detail", "note", "final"]
@@ -134,8 +135,9 @@ def _fmt_elapsed(s: float) -> str:
 
 
 def validation_line(final: FinalInfo) -> str:
-    marks = {"passed": "✅", "skipped": "⏭", "failed": "❌", "error": "⚠", "timeout": "⏳", "not run": "·"}
-    return " · ".join(f"{marks.get(status, '?')} {label}" for label, status, _ in final.validation) or "none"
+    # Text presentation (no U+FE0F): a terminal then gives each mark the width the status line counts.
+    marks = [(MARK.get(status, "?").replace("\ufe0f", ""), label) for label, status, _ in final.validation]
+    return " · ".join(f"{mark} {label}" for mark, label in marks) or "none"
 
 
 class TerminalSink:

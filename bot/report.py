@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bot.gates import GateResult
-from bot.usage import Usage, format_cost
+from bot.gates import MARK, GateResult
+from bot.usage import Usage
 
 PR_BODY_CAP = 60_000  # the contract allows 65,536
 SUMMARY_CAP = 8000
@@ -18,24 +18,6 @@ class FileStat:
     status: str
     additions: int = 0
     deletions: int = 0
-
-
-def file_stats(patch: str, statuses: dict[str, str]) -> list[FileStat]:
-    """Per-file +/- counts from a unified diff (git format)."""
-    stats: dict[str, FileStat] = {p: FileStat(p, s) for p, s in statuses.items()}
-    current: FileStat | None = None
-    for line in patch.splitlines():
-        if line.startswith("diff --git "):
-            m = re.match(r"diff --git a/(.*) b/(.*)$", line)
-            path = m.group(2) if m else line[11:]
-            current = stats.setdefault(path, FileStat(path, statuses.get(path, "modified")))
-        elif current is None or line.startswith(("+++ ", "--- ")):
-            continue
-        elif line.startswith("+"):
-            current.additions += 1
-        elif line.startswith("-"):
-            current.deletions += 1
-    return list(stats.values())
 
 
 @dataclass
@@ -79,7 +61,6 @@ class RoundRecord:
         return next((g for g in self.gates if g.gate == name), None)
 
 
-MARK = {"passed": "✅", "skipped": "⏭️", "failed": "❌", "error": "⚠️", "timeout": "⏳"}
 
 
 def validation_of(record: RoundRecord) -> list[tuple[str, str, str]]:
@@ -194,6 +175,3 @@ def pr_body(
     body += f"\n\n<details>\n<summary>Process log</summary>\n\n{details}\n\n</details>" + tail
     return body
 
-
-def cost_line(total: Usage) -> str:
-    return f"{total.total_tokens:,} tokens, {format_cost(total.cost_usd)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # USD per million tokens: (input, output). Cache writes cost 1.25x input, cache reads 0.1x input.
@@ -62,14 +62,7 @@ class Usage:
         return self
 
     def copy(self) -> Usage:
-        return Usage(
-            self.model,
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_write_tokens,
-            self.cache_read_tokens,
-            self.calls,
-        )
+        return replace(self)
 
     @property
     def total_tokens(self) -> int:

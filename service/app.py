@@ -323,6 +323,7 @@ def build_app(settings: Settings) -> web.Application:
         finally:
             # Sandboxes stay running: a restarted service adopts them again.
             loop.remove_signal_handler(signal.SIGHUP)
+            await app[JOBS].drain(settings.shutdown_timeout_s)
             for task in (reaper_task, backfill):
                 if task is not None:
                     task.cancel()

@@ -9,7 +9,6 @@ links, never followed, so a planted link cannot pull a host file into the box.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import os
 import re
 import shutil
@@ -20,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from service.errors import CloneFailed, InvalidRequest
+from service.gitproc import base_env, run_git
+from service.lint.detect import matches
 from service.logging import get_logger
 from service.settings import LanguageSpec
 
@@ -28,11 +29,7 @@ log = get_logger(__name__)
 SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
 _GIT_CONFIG = [
     "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
     "advice.detachedHead=false",
-    "-c",
-    "core.fsmonitor=false",
     "-c",
     "init.defaultBranch=main",
     "-c",
@@ -98,33 +95,16 @@ class GitRunner:
             raise CloneFailed(
                 "the clone took longer than the configured clone timeout", {"reason": "timeout"}
             )
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            *_GIT_CONFIG,
-            *args,
-            cwd=self._workdir,
-            env=self._env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout=remaining)
+            out = await run_git([*_GIT_CONFIG, *args], cwd=self._workdir, env=self._env, timeout_s=remaining)
         except TimeoutError as e:
-            proc.kill()
-            await proc.wait()
             raise CloneFailed(
                 "the clone took longer than the configured clone timeout", {"reason": "timeout"}
             ) from e
-        except asyncio.CancelledError:
-            proc.kill()
-            await proc.wait()
-            raise
-        code = proc.returncode if proc.returncode is not None else -1
-        stdout, stderr = out.decode("utf-8", "replace"), self._clean(err.decode("utf-8", "replace"))
-        if check and code != 0:
-            raise _GitError(code, stderr)
-        return code, stdout, stderr
+        stderr = self._clean(out.stderr)
+        if check and out.code != 0:
+            raise _GitError(out.code, stderr)
+        return out.code, out.stdout, stderr
 
 
 class _GitError(Exception):
@@ -135,17 +115,14 @@ class _GitError(Exception):
 
 
 def _git_env(home: Path, allowed_schemes: frozenset[str], extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": "/bin/false",
-        "SSH_ASKPASS": "/bin/false",
-        "GIT_ALLOW_PROTOCOL": ":".join(sorted(allowed_schemes)),
-        "LC_ALL": "C",
-    }
+    env = base_env(home)
+    env.update(
+        {
+            "GIT_ASKPASS": "/bin/false",
+            "SSH_ASKPASS": "/bin/false",
+            "GIT_ALLOW_PROTOCOL": ":".join(sorted(allowed_schemes)),
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -175,13 +152,12 @@ async def clone(
     allowed_schemes: frozenset[str],
     display: str | None = None,
     extra_env: Mapping[str, str] | None = None,
-    extra_args: list[str] | None = None,
     secrets: list[str] | None = None,
 ) -> Checkout:
     """Fetch `ref` (or the default branch) of `url` into `dest` and check it out, detached.
 
-    `extra_args` go before the git subcommand of network operations (e.g. an auth header via
-    `-c http.extraHeader=…` from the GitHub issue), `secrets` are scrubbed from every message.
+    `extra_env` reaches git only (e.g. the GitHub token's auth header as GIT_CONFIG_*), and
+    `secrets` are scrubbed from every message.
     """
     name = display or redact_url(url)
     home = dest.parent / (dest.name + ".home")
@@ -189,24 +165,22 @@ async def clone(
     await asyncio.to_thread(home.mkdir)
     loop = asyncio.get_running_loop()
     git = GitRunner(dest, _git_env(home, allowed_schemes, extra_env), loop.time() + timeout_s, secrets or [])
-    net = list(extra_args or [])
     try:
         await git("init", "-q")
         target = ref or "HEAD"
         try:
-            await git(*net, "fetch", "-q", "--no-tags", "--depth", "1", "--", url, target)
+            await git("fetch", "-q", "--no-tags", "--depth", "1", "--", url, target)
         except _GitError as first:
             if not (ref and SHA_RE.match(ref)):
                 raise first
             # Not every server serves a bare sha (or a short one): fetch everything and look it up.
-            await git(*net, "fetch", "-q", "--tags", "--", url, "+refs/heads/*:refs/remotes/origin/*")
+            await git("fetch", "-q", "--tags", "--", url, "+refs/heads/*:refs/remotes/origin/*")
             code, _, _ = await git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
             if code != 0:
                 raise _GitError(128, f"fatal: couldn't find remote ref {ref}") from first
             await git("update-ref", "FETCH_HEAD", f"{ref}^{{commit}}")
         await git("checkout", "-q", "--detach", "FETCH_HEAD")
         _, sha, _ = await git("rev-parse", "HEAD")
-        await git("update-ref", "-d", "FETCH_HEAD", check=False)
         await asyncio.to_thread((dest / ".git" / "FETCH_HEAD").unlink, missing_ok=True)
     except _GitError as e:
         reason = _reason(e.stderr)
@@ -220,7 +194,7 @@ async def clone(
             f"{what}: {_last_line(e.stderr)}", {"repo": name, "ref": ref, "reason": reason}
         ) from e
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, home, True)
     return Checkout(dest, sha.strip(), ref)
 
 
@@ -239,7 +213,7 @@ def detect_language(
         for fname in filenames:
             rel = fname if rel_dir == "." else f"{rel_dir}/{fname}"
             for name, globs in patterns.items():
-                if any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(fname, g) for g in globs):
+                if matches(rel, globs):
                     scores[name] += 1
             seen += 1
             if seen >= limit:

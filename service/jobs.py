@@ -75,6 +75,7 @@ class JobService:
         self.hub = hub
         self._create_lock = asyncio.Lock()
         self._job_locks: dict[str, asyncio.Lock] = {}
+        self._builds: set[asyncio.Future[JobRecord]] = set()
         self._work_dir = settings.state_dir / "work"
         self._logs_dir = settings.state_dir / "logs"
         self._work_dir.mkdir(parents=True, exist_ok=True)
@@ -135,8 +136,10 @@ class JobService:
                 job = await self._mark_vanished(job)
         return job
 
-    async def list(self, statuses: list[str] | None, labels: dict[str, str] | None) -> list[JobRecord]:
-        return await self.store.list_jobs(statuses=statuses, labels=labels)
+    async def list(
+        self, statuses: list[str] | None, labels: dict[str, str] | None, limit: int
+    ) -> list[JobRecord]:
+        return await self.store.list_jobs(statuses=statuses, labels=labels, limit=limit)
 
     # --- create --------------------------------------------------------------------------------
 
@@ -195,9 +198,21 @@ class JobService:
                 )
             await self.store.insert_job(job)
         await self.hub.publish(job.id, "job.creating", {"status": "creating"})
+        # Shielded: a caller hanging up mid-create must not leave half a sandbox behind. The lock is
+        # taken inside, so it is held for as long as the build runs, not as long as the caller waits.
+        build = asyncio.ensure_future(self._locked_build(job, req.clone_url, actor))
+        self._builds.add(build)
+        build.add_done_callback(self._builds.discard)
+        return await asyncio.shield(build)
+
+    async def _locked_build(self, job: JobRecord, url: str | None, actor: Actor) -> JobRecord:
         async with self._lock(job.id):
-            # Shielded: a caller hanging up mid-create must not leave half a sandbox behind.
-            return await asyncio.shield(self._build(job, req.clone_url, actor))
+            return await self._build(job, url, actor)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let creations in flight finish (at shutdown, before the store and engine close)."""
+        if self._builds:
+            await asyncio.wait(set(self._builds), timeout=timeout_s)
 
     async def _source(self, job: JobRecord, url: str | None) -> CloneAuth:
         """Where to clone from: the caller's URL, or the GitHub repo with a fresh read-only token."""
@@ -333,10 +348,11 @@ class JobService:
             if job.status == "destroyed":
                 return
             # A failed job keeps its error; its record says it is gone now.
-            await self._close(job, AuditEntry(actor=actor, action="job.delete", outcome="ok"), "destroyed")
-        self._job_locks.pop(job_id, None)
+            entry = AuditEntry(actor=actor, action="job.delete", outcome="ok", details={"was": job.status})
+            await self._close(job, entry, "destroyed")
 
     def _ended(self, job_id: str) -> None:
+        self._job_locks.pop(job_id, None)  # an ended job is never locked again (status checks)
         if self.on_end is not None:
             self.on_end(job_id)
 
@@ -391,7 +407,6 @@ class JobService:
             error = f"the job expired at {expired} (ttl_s) and was reaped"
             await self._close(job, entry, "destroyed", error, event={"reaped": True})
             log.info("job_reaped", job_id=job.id, expires_at=expired)
-        self._job_locks.pop(job_id, None)
         return True
 
     async def fail_interrupted(self, job_id: str) -> None:
@@ -454,6 +469,10 @@ class JobService:
             )
         return job
 
+    @staticmethod
+    def _path(call: ToolCall) -> dict[str, Any]:
+        return {"path": call.path} if call.path is not None else {}
+
     async def run_tool(
         self, job_id: str, call: ToolCall, actor: Actor, parse: Callable[[ExecResult], T]
     ) -> T:
@@ -469,14 +488,26 @@ class JobService:
                 timeout_s=timeout,
                 output_cap=self.settings.output_cap_bytes,
             )
-        except SandboxGone as e:
-            job = await self._mark_vanished(job)
+        except DockyardError as e:  # no exec ran (or none we can account for): still one record
+            await self.store.audit(
+                AuditEntry(
+                    actor=actor,
+                    action=call.action,
+                    outcome=e.code,
+                    job_id=job.id,
+                    container_id=job.container_id,
+                    argv=call.argv,
+                    details={**self._path(call), "error": e.message},
+                )
+            )
+            if not isinstance(e, SandboxGone):
+                raise
+            job = await self._mark_vanished(job)  # or it ended meanwhile (deleted, reaped)
             raise JobNotReady(
-                f"job {job_id} is failed: {VANISHED}", {"job_id": job_id, "status": job.status}
+                f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""),
+                {"job_id": job_id, "status": job.status},
             ) from e
-        details: dict[str, Any] = {}
-        if call.path is not None:
-            details["path"] = call.path
+        details = self._path(call)
         outcome = result.outcome
         error: DockyardError | None = None
         try:

@@ -78,7 +78,7 @@ def observe_audit(record: AuditRecord) -> None:
     kind = _kind(record.action)
     if kind is not None:
         seconds = (record.duration_ms or 0) / 1000
-        if kind == "tool":
+        if kind == "tool" and record.duration_ms is not None:  # None: no exec ran
             TOOL_DURATION.labels(record.action.removeprefix("tool.")).observe(seconds)
         elif record.duration_ms is not None:
             LINT_DURATION.labels(str(record.details.get("linter", "unknown"))).observe(seconds)
@@ -93,8 +93,8 @@ def observe_audit(record: AuditRecord) -> None:
         REAPED.labels(record.outcome).inc()
         if record.job_id is not None and record.outcome == "expired":
             JOB_ENDS.labels("reaped").inc()
-    elif record.action == "job.delete":
-        JOB_ENDS.labels("deleted").inc()
+    elif record.action == "job.delete" and record.details.get("was") != "failed":
+        JOB_ENDS.labels("deleted").inc()  # a failed job already ended (counted as failed)
     elif record.action == "job.fail":
         JOB_ENDS.labels("failed").inc()
         REAPED.labels(record.outcome).inc()

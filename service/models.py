@@ -247,6 +247,8 @@ class DiffFile(_Answer):
     mode: Literal["100644", "100755", "120000", "160000"]
     old_mode: str | None = Field(None, description="the mode at base_sha when it differs")
     binary: bool
+    additions: int = Field(description="lines added (git numstat; 0 for a binary file)")
+    deletions: int = Field(description="lines removed (git numstat; 0 for a binary file)")
 
 
 class DiffStats(_Answer):

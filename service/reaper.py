@@ -22,6 +22,7 @@ import asyncio
 import os
 import secrets
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from service import metrics
@@ -96,15 +97,29 @@ class Reaper:
         containers, volumes = await self.backend.list_managed()
         by_name = {c.name: c for c in containers}
         for job in live:
-            await self._check_job(job, by_name)
+            await self._one_job(self._check_job(job, by_name), job.id)
         for c in containers:
             await self._sweep_container(c)
         for v in volumes:
             await self._sweep_volume(v)
-        await self._reap_expired()
+        moment = now()
+        for job in live:  # reap() reads the job again under its lock (it may have ended meanwhile)
+            if job.status == "ready" and job.expires_at <= moment:
+                await self._one_job(self.jobs.reap(job.id), job.id)
         if not self.reconciled:
             self.reconciled = True
             log.info("reconciled", live_jobs=len(live), containers=len(containers), volumes=len(volumes))
+
+    @staticmethod
+    async def _one_job(step: Awaitable[object], job_id: str) -> None:
+        """One job's step of a pass: its failure is logged and the pass goes on to the next job
+        (an engine that is away ends the pass)."""
+        try:
+            await step
+        except DockerUnavailable:
+            raise
+        except DockyardError as e:
+            log.warning("reconcile_step_failed", job_id=job_id, error=e.message)
 
     async def _check_job(self, job: JobRecord, by_name: dict[str, ManagedContainer]) -> None:
         box = by_name.get(container_name(job.id))
@@ -154,11 +169,8 @@ class Reaper:
             )
         except DockerUnavailable:
             raise
-        except DockyardError as e:
+        except DockyardError as e:  # e.g. a volume still in use by a box being removed: next pass
             log.warning("orphan_removal_failed", job_id=job_id, name=name, error=e.message)
-            return
-        except Exception as e:  # e.g. a volume still in use by a box being removed: next pass
-            log.warning("orphan_removal_failed", job_id=job_id, name=name, error=str(e))
             return
         await self.store.audit(
             AuditEntry(
@@ -171,12 +183,6 @@ class Reaper:
             )
         )
         log.info("orphan_removed", job_id=job_id, kind=what, name=name)
-
-    async def _reap_expired(self) -> None:
-        moment = now()
-        for job in await self.store.list_jobs(statuses=["ready"], limit=1_000_000):
-            if job.expires_at <= moment:
-                await self.jobs.reap(job.id)
 
     # --- the loop ------------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ CREATE INDEX IF NOT EXISTS audit_job ON audit(job_id, seq);
 """
 
 LIVE_STATUSES = ("creating", "ready")
+TERMINAL_STATUSES = ("destroyed", "failed")
 
 
 def now() -> datetime:

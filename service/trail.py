@@ -23,21 +23,16 @@ from typing import Any
 
 from service import metrics
 from service.audit import AuditRecord
+from service.gitproc import base_env, run_git
 from service.logging import get_logger
-from service.store import JobRecord, Store
+from service.store import TERMINAL_STATUSES, JobRecord, Store
 
 log = get_logger(__name__)
 
 SCHEMA_VERSION = 1
 GIT_TIMEOUT_S = 30.0
 ENDING_ACTIONS = frozenset({"job.delete", "reap", "job.fail"})
-TERMINAL = ("destroyed", "failed")
-_GIT = [
-    "git",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "core.fsmonitor=false",
+_GIT_CONFIG = [
     "-c",
     "commit.gpgSign=false",
     "-c",
@@ -164,37 +159,17 @@ class OutcomeTrail:
 
     # --- git -----------------------------------------------------------------------------------
 
-    def _env(self) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.root),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-        }
-
     async def _git(self, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            *_GIT,
-            *args,
-            cwd=self.root,
-            env=self._env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT_S)
+            out = await run_git(
+                [*_GIT_CONFIG, *args], cwd=self.root, env=base_env(self.root), timeout_s=GIT_TIMEOUT_S
+            )
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
             raise GitFailed(f"git {args[0]} took longer than {GIT_TIMEOUT_S:.0f} s") from None
-        code = proc.returncode or 0
-        if code not in ok:
-            tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise GitFailed(f"git {args[0]} exited {code}: {tail[0][:300]}")
-        return code, out.decode(errors="replace")
+        if out.code not in ok:
+            tail = out.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise GitFailed(f"git {args[0]} exited {out.code}: {tail[0][:300]}")
+        return out.code, out.stdout
 
     async def start(self) -> None:
         """Make sure the repository exists and commit whatever a crash left uncommitted."""
@@ -219,7 +194,7 @@ class OutcomeTrail:
 
     async def outcome(self, job_id: str) -> dict[str, Any] | None:
         job = await self.store.get_job(job_id)
-        if job is None or job.status not in TERMINAL:
+        if job is None or job.status not in TERMINAL_STATUSES:
             return None
         records: list[AuditRecord] = []
         after = 0
@@ -285,7 +260,7 @@ class OutcomeTrail:
 
     async def backfill(self, limit: int = 10_000) -> int:
         """Ended jobs whose outcome is missing or stale (a crash between commit and trail)."""
-        jobs = await self.store.list_jobs(statuses=list(TERMINAL), limit=limit)
+        jobs = await self.store.list_jobs(statuses=list(TERMINAL_STATUSES), limit=limit)
 
         def stale() -> list[str]:
             out = []

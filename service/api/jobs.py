@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from aiohttp_sse import sse_response
 
 from service.api.routing import actor, answer, body, query
 from service.app_keys import JOBS
+from service.errors import InvalidRequest
 from service.models import CommitRef, Job, JobCreate, JobEvent, JobList, JobListQuery, LimitsOut
-from service.store import EventRecord, JobRecord
+from service.store import TERMINAL_STATUSES, EventRecord, JobRecord
 from service.tools.diff import diff_call, parse_diff
-
-TERMINAL = ("destroyed", "failed")
 
 
 def job_out(job: JobRecord) -> Job:
@@ -47,8 +48,8 @@ async def get_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     q = query(request, JobListQuery)
     labels = dict(item.split(":", 1) for item in q.label or [])
-    jobs = await request.app[JOBS].list(list(q.status) if q.status else None, labels or None)
-    return answer(JobList(jobs=[job_out(j) for j in jobs[: q.limit]]))
+    jobs = await request.app[JOBS].list(list(q.status) if q.status else None, labels or None, q.limit)
+    return answer(JobList(jobs=[job_out(j) for j in jobs]))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -77,26 +78,40 @@ def _event_json(e: EventRecord) -> str:
     return JobEvent(seq=e.seq, at=e.at, job_id=e.job_id, type=e.type, data=e.data).model_dump_json()
 
 
+END_EVENTS = ("job.destroyed", "job.failed")
+# A job whose status says it ended but whose end event is not stored yet: the event follows its
+# status change at once (or never, after a crash between the two), so wait this long for it.
+END_EVENT_GRACE_S = 5.0
+
+
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """Past events first, then live ones; the stream ends when the job does (or the client leaves)."""
+    """Past events first, then live ones; the stream ends with the job's end event (or when the
+    client leaves)."""
     service = request.app[JOBS]
     job = await service.get(request.match_info["id"])
-    queue = service.hub.subscribe(job.id)
+    try:
+        last = int(request.headers.get("Last-Event-ID", "0") or 0)
+    except ValueError:
+        raise InvalidRequest("Last-Event-ID must be an event's seq (an integer)", {}) from None
+    queue = service.hub.subscribe(job.id)  # before the replay: nothing falls between the two
     try:
         async with sse_response(request, ping_interval=15) as sse:
-            last = int(request.headers.get("Last-Event-ID", "0") or 0)
             for event in await service.store.list_events(job.id, after_seq=last):
                 await sse.send(_event_json(event), id=str(event.seq), event=event.type)
                 last = event.seq
-            if (await service.get(job.id)).status in TERMINAL:
-                return sse
+                if event.type in END_EVENTS:
+                    return sse
+            ended = (await service.get(job.id)).status in TERMINAL_STATUSES
             while True:
-                event = await queue.get()
+                try:
+                    event = await asyncio.wait_for(queue.get(), END_EVENT_GRACE_S if ended else None)
+                except TimeoutError:
+                    return sse
                 if event.seq <= last:
                     continue
                 await sse.send(_event_json(event), id=str(event.seq), event=event.type)
                 last = event.seq
-                if event.type in ("job.destroyed", "job.failed"):
+                if event.type in END_EVENTS:
                     return sse
     finally:
         service.hub.unsubscribe(job.id, queue)

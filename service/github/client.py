@@ -10,11 +10,13 @@ with exponential backoff; primary and secondary rate limits after their reset/Re
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import certifi
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
@@ -41,7 +43,6 @@ class BoundedRetry:
         self.max_retries = max_retries
         self.base_s = base_s
         self.max_wait_s = max_wait_s
-        self.retries = 0
 
     def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
         if retry_count >= self.max_retries:
@@ -56,14 +57,9 @@ class BoundedRetry:
             wait = self.base_s * 2**retry_count
         if wait is None:
             return RetryOption(False)
-        self.retries += 1
-        _count_retry()
+        metrics.GITHUB_RETRIES.inc()
         log.warning("github_retry", error=type(exc).__name__, attempt=retry_count + 1, wait_s=wait)
         return RetryOption(True, timedelta(seconds=wait))
-
-
-def _count_retry() -> None:
-    metrics.GITHUB_RETRIES.inc()
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,9 @@ class GitHubApp:
         self.settings = settings
         self._app_id = settings.github_app_id
         self._pem = settings.github_private_key() if settings.github_configured() else None
+        # Built once: githubkit makes a fresh httpx client per operation, and httpx would otherwise
+        # read and parse the CA bundle (on the event loop) for every one of them.
+        self._ssl = ssl.create_default_context(cafile=certifi.where())
 
     @property
     def configured(self) -> bool:
@@ -112,6 +111,7 @@ class GitHubApp:
             auth,
             base_url=s.github_api_url.rstrip("/") + "/",
             timeout=s.github_timeout_s,
+            ssl_verify=self._ssl,
             cache_strategy=MemCacheStrategy(),  # this client's own: no token outlives the operation
             http_cache=False,
             auto_retry=BoundedRetry(s.github_max_retries, s.github_retry_base_s, s.github_max_retry_wait_s),
@@ -145,20 +145,22 @@ class GitHubApp:
         """A fresh installation token for ONE repository with exactly these permissions."""
         app_id, pem = self._require()
         app = self._client(AppAuthStrategy(app_id, pem))
-        inst = await self.call(
-            "finding the App installation",
-            repo,
-            app.rest.apps.async_get_repo_installation(repo.owner, repo.name),
-        )
-        body: Any = {"repositories": [repo.name], "permissions": dict(permissions)}
-        made = await self.call(
-            "creating an installation token",
-            repo,
-            app.rest.apps.async_create_installation_access_token(inst.parsed_data.id, data=body),
-        )
+        async with app:  # one connection for both calls
+            inst = await self.call(
+                "finding the App installation",
+                repo,
+                app.rest.apps.async_get_repo_installation(repo.owner, repo.name),
+            )
+            body: Any = {"repositories": [repo.name], "permissions": dict(permissions)}
+            made = await self.call(
+                "creating an installation token",
+                repo,
+                app.rest.apps.async_create_installation_access_token(inst.parsed_data.id, data=body),
+            )
         return made.parsed_data.token
 
     async def repo_client(self, repo: RepoId, permissions: Mapping[str, str]) -> GitHub[Any]:
+        """A client with a fresh token for `repo`; use it as `async with` (one connection)."""
         return self._client(TokenAuthStrategy(await self.token(repo, permissions)))
 
     async def clone_auth(self, repo: RepoId) -> CloneAuth:

@@ -11,14 +11,14 @@ import base64
 import hashlib
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, cast
 
 from githubkit import GitHub
-from githubkit.exception import RequestFailed
 
 from service.audit import Actor, AuditEntry
-from service.errors import CommitConflict, InvalidRequest, NothingToCommit
+from service.errors import CommitConflict, GitHubError, InvalidRequest, NothingToCommit, RepoNotFound
 from service.github.client import CHECKS, COMMIT, COMMIT_AND_PR, GitHubApp, RepoId
 from service.jobs import JobService
 from service.logging import get_logger
@@ -54,7 +54,7 @@ class GitHost:
     def __init__(self, jobs: JobService, app: GitHubApp):
         self.jobs = jobs
         self.app = app
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _repo_of(self, job: JobRecord) -> RepoId:
         if not job.repo:
@@ -67,10 +67,13 @@ class GitHost:
     # --- commit ----------------------------------------------------------------------------------
 
     async def commit(self, job_id: str, req: CommitRequest, actor: Actor) -> CommitResult:
-        job = await self.jobs.ready_job(job_id)
-        repo = self._repo_of(job)
-        async with self._locks.setdefault(f"{job.id}:{req.branch}", asyncio.Lock()):
-            return await self._commit(job, repo, req, actor)
+        # One commit of a job at a time (any branch): each writes the job's whole commit list.
+        lock = self._locks.get(job_id)
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
+        async with lock:
+            job = await self.jobs.ready_job(job_id)  # read under the lock: the commits are current
+            return await self._commit(job, self._repo_of(job), req, actor)
 
     async def _commit(self, job: JobRecord, repo: RepoId, req: CommitRequest, actor: Actor) -> CommitResult:
         assert job.base_sha is not None
@@ -82,6 +85,19 @@ class GitHost:
             raise InvalidRequest("GitHub paths must be UTF-8; these are not", {"paths": bad})
         fp = fingerprint(changes, req.message, req.branch)
         gh = await self.app.repo_client(repo, COMMIT_AND_PR if req.pull_request else COMMIT)
+        async with gh:  # one connection for the whole commit
+            return await self._commit_with(gh, job, repo, req, actor, changes, fp)
+
+    async def _commit_with(
+        self,
+        gh: GitHub[Any],
+        job: JobRecord,
+        repo: RepoId,
+        req: CommitRequest,
+        actor: Actor,
+        changes: list[Change],
+        fp: str,
+    ) -> CommitResult:
         ref_sha = await self._ref(gh, repo, req.branch)
         own = {c["sha"]: c for c in job.commits if c.get("branch") == req.branch}
         if ref_sha is not None and ref_sha in own and own[ref_sha].get("fingerprint") == fp:
@@ -124,12 +140,10 @@ class GitHost:
 
     async def _ref(self, gh: GitHub[Any], repo: RepoId, branch: str) -> str | None:
         try:
-            ref = await gh.rest.git.async_get_ref(repo.owner, repo.name, f"heads/{branch}")
-        except RequestFailed as e:
-            if e.response.status_code == 404:
-                return None
-            await self.app.call("reading the branch", repo, _reraise(e))
-            raise AssertionError("unreachable") from None
+            op = gh.rest.git.async_get_ref(repo.owner, repo.name, f"heads/{branch}")
+            ref = await self.app.call("reading the branch", repo, op)
+        except RepoNotFound:  # GitHub's 404 for a branch that does not exist
+            return None
         return ref.parsed_data.object_.sha
 
     async def _tree_of(self, gh: GitHub[Any], repo: RepoId, commit_sha: str) -> str:
@@ -236,21 +250,23 @@ class GitHost:
             gh.rest.git.async_create_commit(repo.owner, repo.name, data=commit_body),
         )
         sha = commit.parsed_data.sha
+        move = (
+            gh.rest.git.async_create_ref(
+                repo.owner, repo.name, data={"ref": f"refs/heads/{req.branch}", "sha": sha}
+            )
+            if plan.create_ref
+            else gh.rest.git.async_update_ref(
+                repo.owner, repo.name, f"heads/{req.branch}", data={"sha": sha, "force": plan.force}
+            )
+        )
         try:
-            if plan.create_ref:
-                await gh.rest.git.async_create_ref(
-                    repo.owner, repo.name, data={"ref": f"refs/heads/{req.branch}", "sha": sha}
-                )
-            else:
-                await gh.rest.git.async_update_ref(
-                    repo.owner, repo.name, f"heads/{req.branch}", data={"sha": sha, "force": plan.force}
-                )
-        except RequestFailed as e:
-            if e.response.status_code == 422:  # someone moved or made the branch at the same moment
+            await self.app.call("moving the branch", repo, move)
+        except GitHubError as e:
+            if e.details.get("github_status") == 422:  # someone moved or made the branch meanwhile
                 raise CommitConflict(
                     f"branch {req.branch} changed while committing; retry", {"branch": req.branch}
                 ) from None
-            await self.app.call("moving the branch", repo, _reraise(e))
+            raise
         return sha
 
     async def _pull_request(self, gh: GitHub[Any], repo: RepoId, req: CommitRequest) -> PullRequestRef:
@@ -294,11 +310,13 @@ class GitHost:
         settings = self.jobs.settings
         deadline = time.monotonic() + wait_s
         gh = await self.app.repo_client(repo, CHECKS)
-        while True:
-            result = await self._checks_once(gh, repo, sha, since)
-            if result.status != "pending" or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(min(settings.github_poll_interval_s, max(0.0, deadline - time.monotonic())))
+        async with gh:
+            while True:
+                result = await self._checks_once(gh, repo, sha, since)
+                if result.status != "pending" or time.monotonic() >= deadline:
+                    break
+                pause = min(settings.github_poll_interval_s, max(0.0, deadline - time.monotonic()))
+                await asyncio.sleep(pause)
         await self.jobs.store.audit(
             AuditEntry(
                 actor=actor,
@@ -371,7 +389,4 @@ def _text(data: bytes) -> str | None:
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
-
-async def _reraise(e: Exception) -> None:
-    raise e
 

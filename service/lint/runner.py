@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from service.audit import Actor, AuditEntry
-from service.errors import DockyardError, InvalidRequest
+from service.errors import DockyardError, PathOutsideWorkspace, SandboxFailed
 from service.jobs import JobService
 from service.lint.detect import Pick, rule_files, select
 from service.lint.parsers import PARSERS, Diagnostic
@@ -28,6 +28,7 @@ from service.models import (
     LintResult,
     LintSkipped,
     ListDirectoryRequest,
+    ListDirectoryResult,
     ReadFileRequest,
 )
 from service.sandbox.backend import ExecResult, RunSpec
@@ -35,7 +36,7 @@ from service.settings import Limits
 from service.store import JobRecord
 from service.tools import files as file_tools
 from service.tools import listing
-from service.tools.diff import diff_call, parse_diff
+from service.tools.diff import diff_call, parse_changes
 
 log = get_logger(__name__)
 
@@ -76,9 +77,7 @@ def _check_paths(paths: list[str]) -> list[str]:
         norm = posixpath.normpath(p)
         parts = norm.split("/")
         if p.startswith("/") or ".." in parts or ".git" in parts:
-            raise InvalidRequest(
-                f"path {p!r} is outside the workspace", {"path": p}, code="path_outside_workspace"
-            )
+            raise PathOutsideWorkspace(f"path {p!r} is outside the workspace", {"path": p})
         out.append(norm)
     return out
 
@@ -93,19 +92,24 @@ class LintService:
         cfg = jobs.images.config
         assert job.base_sha is not None
         base_sha = job.base_sha
-        cap = jobs.settings.output_cap_bytes
         explicit = _check_paths(req.paths) if req.paths is not None else None
         listing_req = ListDirectoryRequest(path=".", depth=20 if req.all_files else 1)
-        diff, tree = await asyncio.gather(
-            jobs.run_tool(job.id, diff_call(base_sha), actor, lambda r: parse_diff(base_sha, r, cap)),
-            jobs.run_tool(
-                job.id,
-                listing.list_call(listing_req, 20000),
-                actor,
-                lambda r: listing.parse_list(listing_req, r),
-            ),
+
+        def whole_listing(result: ExecResult) -> ListDirectoryResult:
+            tree = listing.parse_list(listing_req, result)
+            if tree.truncated:  # cut short (time, memory, the entry cap): a lint of part is no verdict
+                raise SandboxFailed(
+                    "the workspace listing was cut short; lint cannot tell which files to check",
+                    {"timed_out": tree.timed_out, "oom_killed": tree.oom_killed},
+                )
+            return tree
+
+        # parse_changes raises when the diff exec was cut short: never a "passed" over no files.
+        changes, tree = await asyncio.gather(
+            jobs.run_tool(job.id, diff_call(base_sha), actor, parse_changes),
+            jobs.run_tool(job.id, listing.list_call(listing_req, 20000), actor, whole_listing),
         )
-        changed: dict[str, str] = {f.path: f.status for f in diff.files}
+        changed: dict[str, str] = {c.path: c.status for c in changes.changes}
         root_files = {e.path for e in tree.entries if "/" not in e.path and e.type != "dir"}
         if explicit is not None:
             targets = explicit

@@ -63,6 +63,16 @@ class ManagedVolume:
     labels: dict[str, str]
 
 
+
+def _require_image(client: docker.DockerClient, image: str) -> None:
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound as e:
+        raise ImageMissing(
+            f"sandbox image {image} is not built; run `dockyard images build`", {"image": image}
+        ) from e
+
+
 class DockerBackend:
     def __init__(self, *, threads: int = 16, client_timeout: float = 120.0, instance: str | None = None):
         # Every container and volume this backend makes carries dockyard.managed (and the instance).
@@ -103,7 +113,9 @@ class DockerBackend:
                 with self._lock:
                     self._client = None
                 raise DockerUnavailable(f"the Docker engine is unreachable: {e}") from e
-            raise
+            # Any other refusal of the engine's (a volume still busy, a conflict): a typed error.
+            explanation = getattr(e, "explanation", None) or str(e)
+            raise SandboxFailed(f"the Docker engine refused: {explanation}", {}) from e
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -171,12 +183,7 @@ class DockerBackend:
             JOB_LABEL: spec.job_id,
             EXPIRES_LABEL: spec.expires_at.isoformat().replace("+00:00", "Z"),
         }
-        try:
-            client.images.get(spec.image)
-        except docker.errors.ImageNotFound as e:
-            raise ImageMissing(
-                f"sandbox image {spec.image} is not built; run `dockyard images build`", {"image": spec.image}
-            ) from e
+        _require_image(client, spec.image)
         client.volumes.create(
             name=name,
             driver="local",
@@ -337,12 +344,7 @@ class DockerBackend:
 
     def _run_blocking(self, spec: RunSpec) -> ExecResult:
         client = self.client()
-        try:
-            client.images.get(spec.image)
-        except docker.errors.ImageNotFound as e:
-            raise ImageMissing(
-                f"image {spec.image} is not built; run `dockyard images build`", {"image": spec.image}
-            ) from e
+        _require_image(client, spec.image)
         created = client.api.create_container(
             spec.image,
             command=spec.argv,
@@ -357,7 +359,7 @@ class DockerBackend:
                 spec.limits,
                 volume=spec.workspace_volume,
                 workspace_read_only=True,
-                nofile=1024,
+                nofile=spec.nofile,
                 fsize_bytes=spec.tmp_mb * 1024 * 1024,
                 tmp_mb=spec.tmp_mb,
                 log_max_mb=1,

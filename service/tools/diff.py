@@ -102,6 +102,8 @@ def parse_diff(base_sha: str, result: ExecResult, patch_cap: int) -> DiffResult:
             mode=_mode(c.mode),
             old_mode=c.old_mode if c.status == "modified" and c.old_mode != c.new_mode else None,
             binary=c.binary,
+            additions=c.additions,
+            deletions=c.deletions,
         )
         for c in parsed.changes
     ]

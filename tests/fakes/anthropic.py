@@ -152,7 +152,11 @@ class FakeAnthropic:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # handler_cancellation: a request whose client hung up (a cancelled fix) stops its delay
+        # instead of waking later and taking a reply scripted for the next test.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
+        )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -433,4 +437,18 @@ def validate_request(body: Any) -> str | None:
             f"messages.{len(messages) - 1}: `tool_use` ids were found without `tool_result` blocks "
             f"immediately after: {', '.join(sorted(pending))}"
         )
+    marked = [b for b in _all_blocks(body) if isinstance(b, dict) and "cache_control" in b]
+    if len(marked) > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {len(marked)}."
     return None
+
+
+def _all_blocks(body: dict[str, Any]) -> list[Any]:
+    """Every block of the request that may carry `cache_control`: tools, system, message content."""
+    blocks: list[Any] = list(body.get("tools") or [])
+    if isinstance(body.get("system"), list):
+        blocks += body["system"]
+    for m in body.get("messages") or []:
+        if isinstance(m.get("content"), list):
+            blocks += m["content"]
+    return blocks

@@ -6,6 +6,9 @@
   own (see `FakeGitHub.errors`).
 - `fake_github_env` (session): the service environment for the fake (`github_env(fake)`).
 - `make_github_repo` (function): creates a uniquely named repo in the fake, returns (owner, name).
+- `fake_anthropic` (session): a started FakeAnthropic (the Messages API) on 127.0.0.1.
+- `ai` (function): the same fake, its scripts and request log cleared before and after the test;
+  the test fails if the fake refused a request as malformed (see `FakeAnthropic.errors`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,35 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.github import FakeGitHub, github_env
 
-__all__ = ["FakeGitHub", "fake_gh", "fake_github", "fake_github_env", "github_env", "make_github_repo"]
+__all__ = [
+    "FakeGitHub",
+    "ai",
+    "fake_anthropic",
+    "fake_gh",
+    "fake_github",
+    "fake_github_env",
+    "github_env",
+    "make_github_repo",
+]
+
+
+@pytest.fixture(scope="session")
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def ai(fake_anthropic: FakeAnthropic) -> Iterator[FakeAnthropic]:
+    fake_anthropic.reset()
+    yield fake_anthropic
+    errors = fake_anthropic.errors
+    fake_anthropic.reset()
+    assert not errors, f"the fake model API refused the bot's requests: {errors}"
 
 
 @pytest.fixture(scope="session")

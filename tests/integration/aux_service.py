@@ -14,6 +14,7 @@ from typing import Any
 import docker.errors
 
 from tests.conftest import Api, FixtureRepo, JobFactory, Service
+from tests.fakes.github import FakeGitHub, github_env
 
 
 class AuxService(Service):
@@ -91,3 +92,20 @@ def verify(api_: Api) -> dict[str, Any]:
     r = auditor.get("/v1/audit/verify")
     assert r.status_code == 200, r.text[:500]
     return r.json()  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def github_service(root: Path, fake: FakeGitHub) -> Iterator[AuxService]:
+    """A started service wired to the fake GitHub, with fast retries and CI polling."""
+    svc = AuxService(
+        root,
+        **github_env(fake),
+        DOCKYARD_GITHUB_RETRY_BASE_S="0.05",
+        DOCKYARD_GITHUB_NO_CI_GRACE_S="1.5",
+        DOCKYARD_GITHUB_POLL_INTERVAL_S="0.2",
+    )
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -26,7 +25,8 @@ from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
 from bot.settings import BotSettings
 from tests.conftest import REPO_ROOT, Api, Service
 from tests.fakes.anthropic import FakeAnthropic, end_turn, review_fail, review_pass, tool_use
-from tests.fakes.github import FakeGitHub, github_env
+from tests.fakes.github import FakeGitHub
+from tests.integration.aux_service import AuxService, github_service
 
 pytestmark = pytest.mark.docker
 
@@ -55,43 +55,10 @@ BODY = "Calling `divide(6, 3)` from calc.py returns 18. It should return 2."
 FIX = dict(path="calc.py", old="    return a * b", new="    return a / b")
 
 
-class BotService(Service):
-    def __init__(self, root: Path, **extra: str):
-        (root / "state").mkdir(parents=True, exist_ok=True)
-        super().__init__(root / "state", root)
-        self.extra = extra
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), **self.extra}
-
-
 @pytest.fixture(scope="module")
-def bot_service(tmp_path_factory: pytest.TempPathFactory, fake_github: FakeGitHub) -> Iterator[BotService]:
-    svc = BotService(
-        tmp_path_factory.mktemp("bot-service"),
-        **github_env(fake_github),
-        DOCKYARD_GITHUB_NO_CI_GRACE_S="1.5",
-        DOCKYARD_GITHUB_POLL_INTERVAL_S="0.2",
-        DOCKYARD_GITHUB_RETRY_BASE_S="0.05",
-    )
-    svc.start()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
-def fake_model() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def ai(fake_model: FakeAnthropic) -> Iterator[FakeAnthropic]:
-    fake_model.reset()
-    yield fake_model
-    assert not fake_model.errors, f"the fake model API refused the bot's requests: {fake_model.errors}"
-    fake_model.reset()
+def bot_service(tmp_path_factory: pytest.TempPathFactory, fake_github: FakeGitHub) -> Iterator[AuxService]:
+    with github_service(tmp_path_factory.mktemp("bot-service"), fake_github) as svc:
+        yield svc
 
 
 @pytest.fixture
@@ -190,7 +157,7 @@ class RealCI:
 
 
 async def test_lint_fails_in_round_one_and_passes_in_round_two(
-    bot_service: BotService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
+    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
 ) -> None:
     ai.script(
         agent=[
@@ -222,7 +189,7 @@ async def test_lint_fails_in_round_one_and_passes_in_round_two(
 
 
 async def test_ci_fails_then_passes_with_real_tests(
-    bot_service: BotService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
+    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
 ) -> None:
     ai.script(
         agent=[
@@ -249,7 +216,7 @@ async def test_ci_fails_then_passes_with_real_tests(
 
 
 async def test_file_cap_malformed_review_and_overloaded_model(
-    bot_service: BotService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
+    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
 ) -> None:
     ai.fail_next(529, times=2)  # the model API is overloaded twice, then answers
     ai.script(
@@ -345,8 +312,14 @@ def bot_jobs(svc: Service) -> list[dict[str, Any]]:
     return r.json()["jobs"]  # type: ignore[no-any-return]
 
 
+def assert_its_one_job_is_deleted(svc: Service, before: set[str]) -> None:
+    """The run made exactly one job (the ones in `before` were there already) and deleted it."""
+    ours = [j for j in bot_jobs(svc) if j["id"] not in before]
+    assert [j["status"] for j in ours] == ["destroyed"], ours
+
+
 def test_cli_fixes_the_bug_with_real_ci_and_reports_to_a_webhook(
-    bot_service: BotService,
+    bot_service: AuxService,
     ai: FakeAnthropic,
     repo: tuple[str, str],
     fake_gh: FakeGitHub,
@@ -361,6 +334,7 @@ def test_cli_fixes_the_bug_with_real_ci_and_reports_to_a_webhook(
         ],
         review=[review_pass()],
     )
+    before = {j["id"] for j in bot_jobs(bot_service)}
     with RealCI(fake_gh, repo):
         r = subprocess.run(
             cli(repo, "--branch", "fix/divide", "--progress-webhook", url, "--requested-by", "alice"),
@@ -398,7 +372,7 @@ def test_cli_fixes_the_bug_with_real_ci_and_reports_to_a_webhook(
         and fields["Diff"] == "1 file(s), +1 -1"
         and "CI: passed" in fields["Validation"]
     )
-    assert all(j["status"] == "destroyed" for j in bot_jobs(bot_service))
+    assert_its_one_job_is_deleted(bot_service, before)
 
 
 def pr_url(fake: FakeGitHub, repo: tuple[str, str], number: int) -> str:
@@ -406,12 +380,13 @@ def pr_url(fake: FakeGitHub, repo: tuple[str, str], number: int) -> str:
 
 
 def test_cli_publishes_the_best_attempt_when_every_round_fails(
-    bot_service: BotService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub
+    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub
 ) -> None:
     ai.script(
         agent=[tool_use("replace_in_file", **FIX), end_turn("Quotient."), end_turn("Still the quotient.")],
         review=[review_fail("divide(1, 0) raises ZeroDivisionError"), review_fail("still no zero check")],
     )
+    before = {j["id"] for j in bot_jobs(bot_service)}
     r = subprocess.run(
         cli(repo),
         cwd=REPO_ROOT,
@@ -428,11 +403,11 @@ def test_cli_publishes_the_best_attempt_when_every_round_fails(
     body = pr.body or ""
     assert "best attempt after 2 round(s)" in body and "did not pass every validation" in body
     assert "self-review (failed: still no zero check)" in body
-    assert all(j["status"] == "destroyed" for j in bot_jobs(bot_service))
+    assert_its_one_job_is_deleted(bot_service, before)
 
 
 def test_cli_ctrl_c_deletes_the_job(
-    bot_service: BotService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub
+    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub
 ) -> None:
     ai.delay_s = 30.0  # the model "thinks" until the user gives up
     ai.script(agent=[end_turn("never seen")])

@@ -98,6 +98,23 @@ def test_stats(changed, fixture_repo):
     }
 
 
+def test_per_file_counts(changed, fixture_repo):
+    _, diff = changed
+    counts = {f["path"]: (f["additions"], f["deletions"]) for f in diff["files"]}
+    assert counts == {
+        "new_dir/added.txt": (2, 0),
+        "src/app.py": (1, 1),
+        "README.md": (0, fixture_repo.files["README.md"].count(b"\n")),
+        "tabs.txt": (0, 0),
+        "data.bin": (0, 0),
+        "bin/blob.bin": (0, 0),
+        "scripts/run.sh": (1, 1),
+        "new_link": (1, 0),
+        "ünï/nëw file.txt": (1, 0),
+    }
+    assert sum(a for a, _ in counts.values()) == diff["stats"]["additions"]
+
+
 def test_diff_is_against_base_sha(changed, fixture_repo):
     job, diff = changed
     assert diff["base_sha"] == job["base_sha"] == fixture_repo.sha

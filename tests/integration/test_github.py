@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.fakes.github import FakeGitHub, github_env
-from tests.integration.aux_service import AuxService
+from tests.fakes.github import FakeGitHub
+from tests.integration.aux_service import AuxService, github_service
 
 pytestmark = pytest.mark.docker
 
@@ -31,16 +31,8 @@ FILES: dict[str, bytes | str] = {
 
 @pytest.fixture(scope="module")
 def gh_service(tmp_path_factory: pytest.TempPathFactory, fake_github: FakeGitHub) -> Iterator[AuxService]:
-    svc = AuxService(
-        tmp_path_factory.mktemp("gh-service"),
-        **github_env(fake_github),
-        DOCKYARD_GITHUB_RETRY_BASE_S="0.05",
-        DOCKYARD_GITHUB_NO_CI_GRACE_S="1.5",
-        DOCKYARD_GITHUB_POLL_INTERVAL_S="0.2",
-    )
-    svc.start()
-    yield svc
-    svc.stop()
+    with github_service(tmp_path_factory.mktemp("gh-service"), fake_github) as svc:
+        yield svc
 
 
 @pytest.fixture

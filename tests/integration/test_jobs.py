@@ -223,8 +223,8 @@ def test_neither_repo_nor_clone_url_is_refused(api, make_job):
 
 def test_repo_without_github_app_is_refused(api, make_job):
     r = make_job.raw({"repo": "octo/hello", "ref": "main"})
-    err = api.error(r, 400)
-    assert err["message"]
+    err = api.error(r, 400, "github_not_configured")
+    assert "DOCKYARD_GITHUB_APP_ID" in err["message"]
 
 
 def test_delete_removes_container_and_volume_and_keeps_the_record(api, make_job, docker_client):

@@ -88,20 +88,18 @@ async def test_timeout_kills_background_children(backend: DockerBackend, box: Bo
 
 
 async def test_output_cap_stops_a_flood_fast(backend: DockerBackend, box: Box) -> None:
-    t0 = time.monotonic()
     r = await backend.exec(box.container_id, ["yes"], stdin=None, timeout_s=30, output_cap=256 * 1024)
     assert r.output_truncated and len(r.stdout) == 256 * 1024
-    assert time.monotonic() - t0 < 5, "the flood was not killed at the cap"
+    assert not r.timed_out, "the flood was not killed at the cap (it ran to the timeout)"
     assert "yes" not in (await processes(backend, box)).split()
 
 
 async def test_stderr_flood_is_capped_too(backend: DockerBackend, box: Box) -> None:
-    t0 = time.monotonic()
     r = await backend.exec(
         box.container_id, ["sh", "-c", "yes >&2"], stdin=None, timeout_s=30, output_cap=64 * 1024
     )
     assert r.output_truncated and len(r.stderr) <= 64 * 1024
-    assert time.monotonic() - t0 < 5
+    assert not r.timed_out, "the flood was not killed at the cap (it ran to the timeout)"
 
 
 async def test_oom_is_reported_not_timeout(backend: DockerBackend, box: Box) -> None:

@@ -101,11 +101,13 @@ def test_invalid_regex_is_invalid_pattern(api, job):
     api.error(api.tool(job["id"], "search", pattern="a.b("), 400, "invalid_pattern")
 
 
-def test_pattern_starting_with_dash_is_a_pattern_not_an_option(api, job):
+def test_pattern_starting_with_dash_is_a_pattern_not_an_option(api, make_job):
+    job = make_job()
+    api.write(job["id"], "dash.txt", "--files\n-hello\n")
     got = _search(api, job, pattern="--files")
-    assert got["matches"] == []
+    assert [(m["path"], m["line"]) for m in got["matches"]] == [("dash.txt", 1)]
     got = _search(api, job, pattern="-hello", fixed_string=True)
-    assert got["matches"] == []
+    assert [(m["path"], m["line"]) for m in got["matches"]] == [("dash.txt", 2)]
 
 
 def test_git_contents_never_found(api, job, dexec):

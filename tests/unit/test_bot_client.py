@@ -188,6 +188,25 @@ async def test_reads_retry_on_503_but_edits_never_repeat(server: Server) -> None
     assert server.hits["POST /v1/jobs/job_1/tools/replace_in_file"] == 1
 
 
+async def test_githubs_own_refusal_is_not_repeated_but_its_outage_is(server: Server) -> None:
+    no_ci = {"status": "no_ci", "sha": "a" * 40, "checks": [], "details": {}}
+    server.on(
+        "GET /v1/jobs/job_1/checks",
+        lambda r: err(502, "github_error", "GitHub answered 502", {"github_status": 502}),
+        ok(no_ci),
+    )
+    server.on(
+        "POST /v1/jobs/job_1/commit",
+        lambda r: err(502, "github_error", "GitHub answered 422: base", {"github_status": 422}),
+    )
+    async with client(server) as c:
+        assert (await c.checks("job_1")).status == "no_ci"
+        with pytest.raises(GitHostError, match="422"):
+            await c.commit("job_1", branch="fix", message="m", base_branch="nope")
+    assert server.hits["GET /v1/jobs/job_1/checks"] == 2
+    assert server.hits["POST /v1/jobs/job_1/commit"] == 1
+
+
 async def test_edit_mismatch_carries_its_details(server: Server) -> None:
     details = {"occurrences": 0, "closest_lines": [4, 9]}
     server.on(
@@ -230,6 +249,7 @@ async def test_delete_is_fine_twice(server: Server) -> None:
     async with client(server) as c:
         await c.delete_job("job_1")
         await c.delete_job("job_1")
+    assert server.hits["DELETE /v1/jobs/job_1"] == 2
 
 
 # --- the models follow the contract ------------------------------------------------------------------

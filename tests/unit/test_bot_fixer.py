@@ -7,7 +7,7 @@ import asyncio
 import difflib
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -185,14 +185,17 @@ class MemoryDockyard(DockyardClient):
             if a == b:
                 continue
             status = "added" if a is None else "deleted" if b is None else "modified"
-            files.append({"path": p, "status": status, "mode": "100644", "binary": False})
-            patch += f"diff --git a/{p} b/{p}\n" + "".join(
-                difflib.unified_diff(
-                    (a or "").splitlines(True), (b or "").splitlines(True), f"a/{p}", f"b/{p}"
-                )
+            old, new = (a or "").splitlines(True), (b or "").splitlines(True)
+            hunks = list(difflib.unified_diff(old, new, f"a/{p}", f"b/{p}"))[2:]
+            plus = sum(1 for ln in hunks if ln.startswith("+"))
+            minus = sum(1 for ln in hunks if ln.startswith("-"))
+            files.append(
+                {"path": p, "status": status, "mode": "100644", "binary": False}
+                | {"additions": plus, "deletions": minus}
             )
-        adds = sum(1 for ln in patch.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
-        dels = sum(1 for ln in patch.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+            patch += f"diff --git a/{p} b/{p}\n--- a/{p}\n+++ b/{p}\n" + "".join(hunks)
+        adds = sum(f["additions"] for f in files)
+        dels = sum(f["deletions"] for f in files)
         return DiffResult.model_validate(
             {
                 "base_sha": "b" * 40,
@@ -240,20 +243,6 @@ class MemoryDockyard(DockyardClient):
         return ChecksResult.model_validate(
             {"status": status, "sha": sha, "checks": checks, "details": details}
         )
-
-
-@pytest.fixture(scope="module")
-def fake_ai() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def ai(fake_ai: FakeAnthropic) -> Iterator[FakeAnthropic]:
-    fake_ai.reset()
-    yield fake_ai
-    assert not fake_ai.errors, f"the fake model API refused the bot's requests: {fake_ai.errors}"
 
 
 def settings(ai: FakeAnthropic, **kw: Any) -> BotSettings:
@@ -492,6 +481,48 @@ async def test_tool_errors_come_back_as_tool_results(ai: FakeAnthropic) -> None:
     assert mem.work["calc.py"] != "oops"
 
 
+async def test_a_tool_call_cut_at_the_output_limit_is_never_applied(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    cut = tool_use("write_file", path="fast_math.py", content="def add(a, b):\n    return a +")
+    cut.stop_reason = "max_tokens"
+    ai.script(
+        agent=[cut, tool_use("replace_in_file", **FIX), end_turn("Divide.")],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok
+    r = ai.tool_results()
+    assert r[0]["is_error"] and "hit the output limit" in r[0]["content"]
+    assert "fast_math.py" not in mem.work and "return a / b" in mem.work["calc.py"]
+
+
+async def test_each_model_call_marks_only_its_newest_block_for_the_cache(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(
+        agent=[
+            tool_use("read_file", path="util/helpers.py"),
+            tool_use("list_directory", path="."),
+            tool_use("search_in_repo", query="divide"),
+            tool_use("read_file", path="calc.py"),
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+        ],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and not ai.errors  # the fake refuses more than 4 breakpoints, as the API does
+    for seen in ai.of_kind("agent"):
+        messages = seen.body["messages"]
+        marked = [
+            (i, j)
+            for i, m in enumerate(messages)
+            if isinstance(m["content"], list)
+            for j, b in enumerate(m["content"])
+            if "cache_control" in b
+        ]
+        assert marked == [(len(messages) - 1, len(messages[-1]["content"]) - 1)]
+
+
 async def test_malformed_review_is_a_failed_gate_with_the_raw_text_kept(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     ai.script(
@@ -535,7 +566,6 @@ async def test_no_ci_skips_the_gate_and_pending_ci_stops_the_rounds(ai: FakeAnth
 
     mem = MemoryDockyard(FILES)
     mem.checks_for = lambda sha, n: "pending"
-    ai.reset()
     ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem, ci_timeout_s=0)
     assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 1
@@ -559,7 +589,6 @@ async def test_model_api_down_fails_cleanly_and_deletes_the_job(ai: FakeAnthropi
     assert not outcome.ok and "OverloadedError" in (outcome.error or "")
     assert mem.deleted == ["job_1"]
     assert sink.events[-1].kind == "final"
-    ai.reset()
 
 
 async def test_turn_cap_ends_a_round_and_the_conversation_stays_valid(ai: FakeAnthropic) -> None:
@@ -590,11 +619,11 @@ async def test_cancellation_deletes_the_job(ai: FakeAnthropic) -> None:
         await asyncio.sleep(0.02)
         if ai.requests:
             break
+    assert ai.requests, "the fix never reached the model"  # cancelled during the model call
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert mem.deleted == ["job_1"]
-    ai.reset()
 
 
 async def test_cancellation_during_job_creation_finds_and_deletes_the_job(ai: FakeAnthropic) -> None:

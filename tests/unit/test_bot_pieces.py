@@ -9,7 +9,7 @@ import pytest
 from bot.explore import Candidates, identifiers, paths_in
 from bot.gates import GateResult, lint_verdict, parse_review, review_verdict
 from bot.models import LintResult
-from bot.report import FileStat, RoundRecord, file_stats, pr_body, pr_title
+from bot.report import FileStat, RoundRecord, pr_body, pr_title
 from bot.settings import BotSettings
 from bot.usage import Ledger, Usage, price_of
 
@@ -123,19 +123,6 @@ def test_candidates_rank_mentioned_first_then_breadth() -> None:
     c.add_hit("foo", "d.py", 1, "foo()")
     c.add_hit("foo", "d.py", 9, "foo()")
     assert c.ranked() == ["a.py", "test_c.py", "d.py", "b.py"]
-
-
-def test_file_stats_from_a_git_patch() -> None:
-    patch = (
-        "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1,2 +1,2 @@\n-a\n+b\n c\n"
-        "diff --git a/new.py b/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/new.py\n"
-        "@@ -0,0 +1,2 @@\n+1\n+2\n"
-    )
-    stats = file_stats(patch, {"x.py": "modified", "new.py": "added"})
-    assert [(s.path, s.status, s.additions, s.deletions) for s in stats] == [
-        ("x.py", "modified", 1, 1),
-        ("new.py", "added", 2, 0),
-    ]
 
 
 def test_prices_per_model_id() -> None:
