@@ -25,6 +25,7 @@ GENESIS = "0" * 64
 class Actor:
     name: str
     role: str
+    tenant: str = ""  # the tenant whose jobs this actor drives ("" = the system)
 
 
 SYSTEM = Actor("dockyard", "system")

@@ -41,6 +41,10 @@ class InvalidPattern(InvalidRequest):
     code = "invalid_pattern"
 
 
+class CloneSourceForbidden(InvalidRequest):
+    code = "clone_source_forbidden"
+
+
 class Unauthorized(DockyardError):
     status = 401
     code = "unauthorized"
@@ -49,6 +53,10 @@ class Unauthorized(DockyardError):
 class Forbidden(DockyardError):
     status = 403
     code = "forbidden"
+
+
+class BranchProtected(Forbidden):
+    code = "branch_protected"
 
 
 class NotFound(DockyardError):

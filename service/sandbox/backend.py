@@ -11,6 +11,15 @@ from service.settings import Limits
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A named volume mounted into a box (a dependency environment, read-only by default)."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
 class BoxSpec:
     job_id: str
     image: str
@@ -23,6 +32,7 @@ class BoxSpec:
     tmp_mb: int
     log_max_mb: int
     runtime: str | None = None
+    mounts: tuple[VolumeMount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class RunSpec:
     workdir: str = "/workspace"
     env: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None
+    mounts: tuple[VolumeMount, ...] = ()
 
 
 @dataclass(frozen=True)

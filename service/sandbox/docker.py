@@ -24,7 +24,7 @@ import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
 from service.errors import DockerUnavailable, ImageMissing, PayloadTooLarge, SandboxFailed
-from service.sandbox.backend import Box, BoxSpec, ExecResult, RunSpec
+from service.sandbox.backend import Box, BoxSpec, ExecResult, RunSpec, VolumeMount
 from service.sandbox.exec import run_container, run_exec
 from service.settings import Limits
 
@@ -148,6 +148,7 @@ class DockerBackend:
         tmp_mb: int,
         log_max_mb: int,
         runtime: str | None,
+        extra_mounts: tuple[VolumeMount, ...] = (),
     ) -> dict[str, Any]:
         """THE hardening template: every container dockyard starts gets exactly this."""
         return self.client().api.create_host_config(
@@ -167,7 +168,13 @@ class DockerBackend:
                 Ulimit(name="core", soft=0, hard=0),
             ],
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_mb}m,mode=1777"},
-            mounts=[Mount(target=WORKSPACE, source=volume, type="volume", read_only=workspace_read_only)],
+            mounts=[
+                Mount(target=WORKSPACE, source=volume, type="volume", read_only=workspace_read_only),
+                *(
+                    Mount(target=m.target, source=m.source, type="volume", read_only=m.read_only)
+                    for m in extra_mounts
+                ),
+            ],
             log_config=LogConfig(type="json-file", config={"max-size": f"{log_max_mb}m", "max-file": "1"}),
             runtime=runtime,
             ipc_mode="private",
@@ -215,6 +222,7 @@ class DockerBackend:
                     tmp_mb=spec.tmp_mb,
                     log_max_mb=spec.log_max_mb,
                     runtime=spec.runtime,
+                    extra_mounts=spec.mounts,
                 ),
             )
             container_id = created["Id"]
@@ -364,6 +372,7 @@ class DockerBackend:
                 tmp_mb=spec.tmp_mb,
                 log_max_mb=1,
                 runtime=spec.runtime,
+                extra_mounts=spec.mounts,
             ),
         )
         container_id = created["Id"]
