@@ -46,6 +46,7 @@ class AuditEntry:
     bytes_in: int | None = None
     bytes_out: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None  # default: the actor's tenant, else (the system) the job's
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,12 @@ class AuditRecord:
     details: dict[str, Any]
     prev_hash: str
     hash: str = ""
+    tenant: str | None = None
 
     @classmethod
     def from_entry(cls, e: AuditEntry, *, seq: int, at: str, prev_hash: str) -> AuditRecord:
         return cls(
+            tenant=e.tenant if e.tenant is not None else (e.actor.tenant or None),
             seq=seq,
             at=at,
             actor=e.actor.name,
@@ -101,6 +104,8 @@ class AuditRecord:
 def chain_hash(record: AuditRecord) -> str:
     body = asdict(record)
     body.pop("hash")
+    if body["tenant"] is None:  # records from before tenants existed keep their hashes
+        body.pop("tenant")
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((record.prev_hash + canonical).encode()).hexdigest()
 

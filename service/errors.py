@@ -95,9 +95,11 @@ class PayloadTooLarge(DockyardError):
     code = "payload_too_large"
 
 
-class TooManyJobs(DockyardError):
+class TooManyRequests(DockyardError):
+    """A cap was reached; the same call may succeed after `Retry-After` seconds."""
+
     status = 429
-    code = "too_many_jobs"
+    code = "too_many_requests"
 
     def __init__(self, message: str, retry_after_s: int, details: dict[str, Any] | None = None):
         super().__init__(message, details)
@@ -105,6 +107,16 @@ class TooManyJobs(DockyardError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class TooManyJobs(TooManyRequests):
+    code = "too_many_jobs"
+
+
+class HostCapacity(TooManyRequests):
+    """The host has not enough memory left for the job's caps (memory, workspace, /tmp)."""
+
+    code = "host_capacity_exhausted"
 
 
 class CloneFailed(DockyardError):

@@ -23,6 +23,7 @@ from service.clone import build_tar, check_clone_url, clone, detect_language, re
 from service.errors import (
     DockyardError,
     GitHubNotConfigured,
+    HostCapacity,
     InvalidRequest,
     JobNotFound,
     JobNotReady,
@@ -37,6 +38,7 @@ from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend
 from service.sandbox.docker import SandboxGone
 from service.settings import ConfigError, ImagesConfig, Settings, load_images_config
 from service.store import JobRecord, Store, now
+from service.tenants import TenantLimiter, can_see
 from service.tools.protocol import ToolCall
 
 log = get_logger(__name__)
@@ -73,6 +75,7 @@ class JobService:
         self.backend = backend
         self.images = images
         self.hub = hub
+        self.limiter = TenantLimiter.from_settings(settings)
         self._create_lock = asyncio.Lock()
         self._job_locks: dict[str, asyncio.Lock] = {}
         self._builds: set[asyncio.Future[JobRecord]] = set()
@@ -136,10 +139,65 @@ class JobService:
                 job = await self._mark_vanished(job)
         return job
 
+    async def authorize(self, job_id: str, actor: Actor) -> None:
+        """A job another tenant's bot asks for is `404 job_not_found`, exactly like none at all."""
+        job = await self.store.get_job(job_id)
+        if job is not None and not can_see(actor, job):
+            raise JobNotFound(f"no job {job_id!r}", {"job_id": job_id})
+
     async def list(
-        self, statuses: list[str] | None, labels: dict[str, str] | None, limit: int
+        self,
+        actor: Actor,
+        statuses: list[str] | None,
+        labels: dict[str, str] | None,
+        tenant: str | None,
+        limit: int,
     ) -> list[JobRecord]:
-        return await self.store.list_jobs(statuses=statuses, labels=labels, limit=limit)
+        if actor.role == "bot":
+            tenant = actor.tenant  # a bot lists only its own tenant's jobs, whatever it asks
+        return await self.store.list_jobs(statuses=statuses, labels=labels, tenant=tenant, limit=limit)
+
+    def footprint_mb(self, limits: dict[str, Any]) -> int:
+        """Host memory a job may hold: its processes, its workspace tmpfs and its /tmp."""
+        return int(limits["memory_mb"]) + int(limits["disk_mb"]) + self.images.config.limits.tmp_mb
+
+    async def _admit(self, job: JobRecord, actor: Actor) -> None:
+        """Refuse (429) a job over the service's, its tenant's or the host's capacity."""
+        refusal: DockyardError | None = None
+        live = await self.store.count_live()
+        mine = await self.store.count_live(tenant=job.tenant)
+        used = sum(self.footprint_mb(lim) for lim in await self.store.live_limits())
+        need = self.footprint_mb(job.limits)
+        budget = self.settings.host_budget()
+        if live >= self.settings.max_jobs:
+            refusal = TooManyJobs(
+                f"{live} jobs are live, the cap is {self.settings.max_jobs}; delete one or retry later",
+                retry_after_s=30,
+                details={"live_jobs": live, "max_jobs": self.settings.max_jobs},
+            )
+        elif mine >= self.settings.tenant_max_jobs:
+            refusal = TooManyJobs(
+                f"tenant {job.tenant!r} has {mine} live jobs, its cap is {self.settings.tenant_max_jobs}; "
+                "delete one or retry later",
+                retry_after_s=30,
+                details={
+                    "tenant": job.tenant,
+                    "live_jobs": mine,
+                    "tenant_max_jobs": self.settings.tenant_max_jobs,
+                },
+            )
+        elif used + need > budget:
+            refusal = HostCapacity(
+                f"the host cannot honour this job's caps: it needs {need} MiB (memory_mb + disk_mb + tmp), "
+                f"live jobs hold {used} of the {budget} MiB budget; ask for less or retry later",
+                retry_after_s=30,
+                details={"needed_mb": need, "used_mb": used, "budget_mb": budget},
+            )
+        if refusal is not None:
+            await self.store.audit(
+                AuditEntry(actor=actor, action="job.create", outcome=refusal.code, details=refusal.details)
+            )
+            raise refusal
 
     # --- create --------------------------------------------------------------------------------
 
@@ -179,23 +237,10 @@ class JobService:
             clone_url=shown_url,
             language=req.language,
             actor=actor.name,
+            tenant=actor.tenant or None,
         )
         async with self._create_lock:
-            live = await self.store.count_live()
-            if live >= self.settings.max_jobs:
-                await self.store.audit(
-                    AuditEntry(
-                        actor=actor,
-                        action="job.create",
-                        outcome="too_many_jobs",
-                        details={"live_jobs": live, "max_jobs": self.settings.max_jobs},
-                    )
-                )
-                raise TooManyJobs(
-                    f"{live} jobs are live, the cap is {self.settings.max_jobs}; delete one or retry later",
-                    retry_after_s=30,
-                    details={"live_jobs": live, "max_jobs": self.settings.max_jobs},
-                )
+            await self._admit(job, actor)
             await self.store.insert_job(job)
         await self.hub.publish(job.id, "job.creating", {"status": "creating"})
         # Shielded: a caller hanging up mid-create must not leave half a sandbox behind. The lock is
@@ -481,13 +526,14 @@ class JobService:
         assert job.container_id is not None
         timeout = float(job.limits.get("tool_timeout_s", 30))
         try:
-            result = await self.backend.exec(
-                job.container_id,
-                call.argv,
-                stdin=call.stdin,
-                timeout_s=timeout,
-                output_cap=self.settings.output_cap_bytes,
-            )
+            async with self.limiter.slot(actor, "exec"):
+                result = await self.backend.exec(
+                    job.container_id,
+                    call.argv,
+                    stdin=call.stdin,
+                    timeout_s=timeout,
+                    output_cap=self.settings.output_cap_bytes,
+                )
         except DockyardError as e:  # no exec ran (or none we can account for): still one record
             await self.store.audit(
                 AuditEntry(

@@ -113,6 +113,7 @@ class CommitRef(_Answer):
 class Job(_Answer):
     id: str
     status: JobStatus
+    tenant: str | None = Field(None, description="the tenant of the token that created the job")
     repo: str | None
     clone_url: str | None = Field(None, description="the clone URL for clone_url jobs, without credentials")
     ref: str | None
@@ -132,6 +133,9 @@ class JobListQuery(_Request):
     status: list[JobStatus] | None = Field(None, description="only jobs in these statuses (repeatable)")
     label: list[Annotated[str, StringConstraints(pattern=r"^[^:]+:.*$")]] | None = Field(
         None, description="key:value; repeatable, all must match"
+    )
+    tenant: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="auditors and admins: only this tenant's jobs (a bot always sees only its own)"
     )
     limit: int = Field(100, ge=1, le=1000)
 
@@ -442,6 +446,13 @@ class AuditQuery(_Request):
         None, description="a dotted action (tool.read_file); a trailing * matches a prefix (tool.*)"
     )
     since: datetime | None = Field(None, description="RFC 3339: records at or after this time")
+    until: datetime | None = Field(None, description="RFC 3339: records at or before this time")
+    tenant: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="only records of this tenant"
+    )
+    path: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        None, description="only records of tools that touched this repo-relative path"
+    )
     after: int = Field(0, ge=0, description="page cursor: records with seq greater than this")
     limit: int = Field(100, ge=1, le=1000)
 
@@ -465,6 +476,7 @@ class AuditRecordOut(_Answer):
     )
     prev_hash: str
     hash: str
+    tenant: str | None = Field(None, description="the tenant whose job (or token) this record concerns")
 
 
 class AuditList(_Answer):

@@ -7,8 +7,11 @@ validated by `load_images_config`, whose errors name the file, the key and the f
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +20,30 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["bot", "auditor", "admin"]
 ROLES: tuple[Role, ...] = ("bot", "auditor", "admin")
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What one configured bearer token is: its role and the tenant whose jobs it drives."""
+
+    role: Role
+    tenant: str
+
+
+def token_fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _host_memory_mb() -> int:
+    """Physical memory of this host in MiB (0 when it cannot be read)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +67,25 @@ class Settings(BaseSettings):
     github_app_private_key: str | None = None
     github_app_private_key_file: Path | None = None
     max_jobs: int = Field(32, ge=1)
+
+    # Tenants and protections: one place for every per-tenant cap and branch rule.
+    tenant_max_jobs: int = Field(8, ge=1, description="live jobs one tenant may hold (429 over it)")
+    tenant_max_execs: int = Field(16, ge=1, description="tool calls one tenant may run at once")
+    tenant_max_runs: int = Field(4, ge=1, description="lint/test boxes one tenant may run at once")
+    tenant_max_waiting: int = Field(
+        32, ge=0, description="calls of one tenant that may wait for a slot; more are 429"
+    )
+    tenant_wait_s: float = Field(300, gt=0, description="longest wait for a slot before 429")
+    host_budget_mb: int | None = Field(
+        None,
+        ge=256,
+        description="sum of live jobs' memory_mb + disk_mb + tmp_mb admitted; default: 80% of host RAM",
+    )
+    protected_branches: str = Field(
+        "main,master,develop,release/*,releases/*,gh-pages",
+        description="comma-separated fnmatch patterns no commit may target (besides the default branch)",
+    )
+    branch_prefix: str = Field("", description="when set, every commit branch must start with it")
 
     # GitHub (beyond the contract's table; all optional).
     github_timeout_s: float = Field(30, gt=0, description="per-request timeout for the GitHub API")
@@ -74,29 +120,46 @@ class Settings(BaseSettings):
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
 
-    def tokens(self) -> dict[str, Role]:
-        """Parse `token:role` pairs; refuse to run without any."""
+    def tokens(self) -> dict[str, TokenInfo]:
+        """Parse `token:role[:tenant]` entries; refuse to run without any.
+
+        A token without a tenant is its own tenant, named after its role and fingerprint
+        (`bot-1a2b3c4d5e6f`), so two such tokens never see each other's jobs.
+        """
         text = self.api_tokens or ""
         if self.api_tokens_file is not None:
             try:
                 text += "," + self.api_tokens_file.read_text()
             except OSError as e:
                 raise ConfigError(f"DOCKYARD_API_TOKENS_FILE: cannot read {self.api_tokens_file}: {e}") from e
-        tokens: dict[str, Role] = {}
+        tokens: dict[str, TokenInfo] = {}
         for raw in text.replace("\n", ",").split(","):
-            pair = raw.strip()
-            if not pair or pair.startswith("#"):
+            entry = raw.strip()
+            if not entry or entry.startswith("#"):
                 continue
-            token, sep, role = pair.rpartition(":")
-            if not sep or not token:
+            parts: list[str] = entry.split(":")
+            tenant: str | None = None
+            role: str = ""
+            token = ""
+            if len(parts) >= 3 and parts[-2] in ROLES:
+                token, role, tenant = ":".join(parts[:-2]), parts[-2], parts[-1]
+            elif len(parts) >= 2:
+                token, role = ":".join(parts[:-1]), parts[-1]
+            if not token:
                 raise ConfigError(
-                    "DOCKYARD_API_TOKENS: each entry must be 'token:role' (role one of bot, auditor, admin)"
+                    "DOCKYARD_API_TOKENS: each entry must be 'token:role' or 'token:role:tenant' "
+                    "(role one of bot, auditor, admin)"
                 )
             if role not in ROLES:
                 raise ConfigError(f"DOCKYARD_API_TOKENS: unknown role {role!r}; use bot, auditor or admin")
             if len(token) < 16:
                 raise ConfigError("DOCKYARD_API_TOKENS: tokens must be at least 16 characters long")
-            tokens[token] = role
+            if tenant is not None and not TENANT_RE.match(tenant):
+                raise ConfigError(
+                    f"DOCKYARD_API_TOKENS: tenant {tenant!r}: use letters, digits, '.', '_', '-' "
+                    "(at most 64, starting with a letter or digit)"
+                )
+            tokens[token] = TokenInfo(role, tenant or f"{role}-{token_fingerprint(token)}")
         if not tokens:
             raise ConfigError(
                 "no API tokens configured: set DOCKYARD_API_TOKENS='token:role,...' "
@@ -118,6 +181,25 @@ class Settings(BaseSettings):
         return bool(self.github_app_id) and (
             bool(self.github_app_private_key) or self.github_app_private_key_file is not None
         )
+
+    def host_budget(self) -> int:
+        """MiB of host memory live jobs may hold in total (their memory, workspace and /tmp)."""
+        if self.host_budget_mb is not None:
+            return self.host_budget_mb
+        total = _host_memory_mb()
+        return max(1024, total * 4 // 5) if total else 16 * 1024
+
+    def branch_refusal(self, branch: str) -> str | None:
+        """Why ops protect this branch name, or None when a commit may target it."""
+        if self.branch_prefix and not branch.startswith(self.branch_prefix):
+            return f"commit branches must start with {self.branch_prefix!r} (DOCKYARD_BRANCH_PREFIX)"
+        for pattern in (p.strip() for p in self.protected_branches.split(",")):
+            if pattern and fnmatchcase(branch, pattern):
+                return (
+                    f"branch {branch!r} matches the protected pattern {pattern!r} "
+                    "(DOCKYARD_PROTECTED_BRANCHES)"
+                )
+        return None
 
     def allowed_clone_schemes(self) -> frozenset[str]:
         return frozenset(s.strip().lower() for s in self.clone_schemes.split(",") if s.strip())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_job ON audit(job_id, seq);
 """
+# Columns added after the first release: (table, column, type), added to older databases at open.
+MIGRATIONS = (("jobs", "tenant", "TEXT"), ("audit", "tenant", "TEXT"))
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, status)",
+    "CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, seq)",
+)
 
 LIVE_STATUSES = ("creating", "ready")
 TERMINAL_STATUSES = ("destroyed", "failed")
@@ -104,6 +110,7 @@ class JobRecord:
     error: str | None = None
     commits: list[dict[str, str]] = field(default_factory=list)
     actor: str | None = None
+    tenant: str | None = None
 
     @property
     def live(self) -> bool:
@@ -162,6 +169,13 @@ class Store:
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA busy_timeout=5000")
         await db.executescript(SCHEMA)
+        for table, column, kind in MIGRATIONS:
+            async with db.execute(f"PRAGMA table_info({table})") as cur:
+                have = {row["name"] async for row in cur}
+            if column not in have:
+                await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for sql in INDEXES:
+            await db.execute(sql)
         return cls(db)
 
     async def close(self) -> None:
@@ -190,6 +204,12 @@ class Store:
             last = await cur.fetchone()
         seq = (last["seq"] + 1) if last else 1
         prev = last["hash"] if last else "0" * 64
+        if entry.tenant is None and not entry.actor.tenant and entry.job_id:
+            # A system action on a job (reap, reconcile) belongs to the job's tenant.
+            async with self._db.execute("SELECT tenant FROM jobs WHERE id = ?", (entry.job_id,)) as cur:
+                row = await cur.fetchone()
+            if row is not None and row["tenant"]:
+                entry = replace(entry, tenant=row["tenant"])
         record = AuditRecord.from_entry(entry, seq=seq, at=_ts(now()), prev_hash=prev)
         record = record.with_hash(chain_hash(record))
         cols = asdict(record)
@@ -228,13 +248,17 @@ class Store:
         *,
         statuses: Sequence[str] | None = None,
         labels: dict[str, str] | None = None,
+        tenant: str | None = None,
         limit: int = 1000,
     ) -> list[JobRecord]:
-        sql = "SELECT * FROM jobs"
+        sql = "SELECT * FROM jobs WHERE 1 = 1"
         params: list[Any] = []
         if statuses:
-            sql += f" WHERE status IN ({', '.join('?' for _ in statuses)})"
+            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
             params.extend(statuses)
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params.append(tenant)
         sql += " ORDER BY created_at DESC, id DESC"
         jobs = []
         async with self._db.execute(sql, params) as cur:
@@ -247,13 +271,24 @@ class Store:
                     break
         return jobs
 
-    async def count_live(self) -> int:
+    async def count_live(self, tenant: str | None = None) -> int:
         marks = ", ".join("?" for _ in LIVE_STATUSES)
-        async with self._db.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})", LIVE_STATUSES
-        ) as cur:
+        sql = f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})"
+        params: list[Any] = list(LIVE_STATUSES)
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params.append(tenant)
+        async with self._db.execute(sql, params) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def live_limits(self) -> list[dict[str, Any]]:
+        """The applied limits of every live job (for host admission)."""
+        marks = ", ".join("?" for _ in LIVE_STATUSES)
+        sql = f"SELECT limits FROM jobs WHERE status IN ({marks})"
+        async with self._db.execute(sql, LIVE_STATUSES) as cur:
+            rows = await cur.fetchall()
+        return [json.loads(r["limits"]) for r in rows]
 
     # --- events --------------------------------------------------------------------------------
 
@@ -298,6 +333,9 @@ class Store:
         actor: str | None = None,
         action: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        tenant: str | None = None,
+        path: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[AuditRecord]:
@@ -323,6 +361,15 @@ class Store:
         if since is not None:
             sql += " AND at >= ?"
             params.append(_ts(since))
+        if until is not None:
+            sql += " AND at <= ?"
+            params.append(_ts(until))
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params.append(tenant)
+        if path is not None:
+            sql += " AND json_extract(details, '$.path') = ?"
+            params.append(path)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
         async with self._db.execute(sql, params) as cur:

@@ -52,6 +52,16 @@ class Service:
             "bot": "bot-" + secrets.token_hex(16),
             "auditor": "aud-" + secrets.token_hex(16),
             "admin": "adm-" + secrets.token_hex(16),
+            "bot_same": "bs-" + secrets.token_hex(16),  # another token of the bot's tenant
+            "bot_other": "bo-" + secrets.token_hex(16),  # a bot of another tenant
+        }
+        # name -> role[:tenant] in DOCKYARD_API_TOKENS
+        self.grants = {
+            "bot": "bot:team-a",
+            "auditor": "auditor",
+            "admin": "admin",
+            "bot_same": "bot:team-a",
+            "bot_other": "bot:team-b",
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -60,7 +70,11 @@ class Service:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            DOCKYARD_API_TOKENS=",".join(f"{tok}:{role}" for role, tok in self.tokens.items()),
+            DOCKYARD_API_TOKENS=",".join(f"{tok}:{self.grants[name]}" for name, tok in self.tokens.items()),
+            # Test jobs use little of their caps and one tenant makes them all: admission is
+            # tested on its own (tests/integration/test_tenants.py), not by every test.
+            DOCKYARD_HOST_BUDGET_MB="1000000",
+            DOCKYARD_TENANT_MAX_JOBS="64",
             DOCKYARD_STATE_DIR=str(self.state_dir),
             DOCKYARD_PORT=str(self.port),
             DOCKYARD_HOST="127.0.0.1",

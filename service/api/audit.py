@@ -20,7 +20,15 @@ async def list_audit(request: web.Request) -> web.Response:
     q = query(request, AuditQuery)
     store = request.app[JOBS].store
     records = await store.audit_query(
-        job_id=q.job_id, actor=q.actor, action=q.action, since=q.since, after=q.after, limit=q.limit + 1
+        job_id=q.job_id,
+        actor=q.actor,
+        action=q.action,
+        since=q.since,
+        until=q.until,
+        tenant=q.tenant,
+        path=q.path,
+        after=q.after,
+        limit=q.limit + 1,
     )
     page = records[: q.limit]
     return answer(

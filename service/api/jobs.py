@@ -19,6 +19,7 @@ def job_out(job: JobRecord) -> Job:
     return Job(
         id=job.id,
         status=job.status,
+        tenant=job.tenant,
         repo=job.repo,
         clone_url=job.clone_url,
         ref=job.ref,
@@ -48,7 +49,9 @@ async def get_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     q = query(request, JobListQuery)
     labels = dict(item.split(":", 1) for item in q.label or [])
-    jobs = await request.app[JOBS].list(list(q.status) if q.status else None, labels or None, q.limit)
+    jobs = await request.app[JOBS].list(
+        actor(request), list(q.status) if q.status else None, labels or None, q.tenant, q.limit
+    )
     return answer(JobList(jobs=[job_out(j) for j in jobs]))
 
 

@@ -17,10 +17,12 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from service.api.routing import ACTOR_KEY, Handler, Route
+from service.app_keys import JOBS
 from service.audit import Actor
 from service.errors import DockyardError, Forbidden, Unauthorized
 from service.logging import get_logger
 from service.models import ErrorBody, ErrorResponse
+from service.settings import TokenInfo, token_fingerprint
 
 log = get_logger(__name__)
 
@@ -86,13 +88,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
-def fingerprint(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def auth_middleware(tokens: dict[str, str], routes: dict[tuple[str, str], Route]) -> Middleware:
-    """Bearer tokens with roles. The actor's name is the role plus a token fingerprint, never the token."""
-    digests = {hashlib.sha256(t.encode()).digest(): (t, role) for t, role in tokens.items()}
+def auth_middleware(tokens: dict[str, TokenInfo], routes: dict[tuple[str, str], Route]) -> Middleware:
+    """Bearer tokens with roles and tenants. The actor's name is the role plus a token fingerprint,
+    never the token. A route on one job (`{id}`) is answered only for the job's own tenant, or for
+    auditors and admins: another tenant's job is `404 job_not_found`, like one that never existed."""
+    digests = {hashlib.sha256(t.encode()).digest(): (t, info) for t, info in tokens.items()}
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -115,16 +115,20 @@ def auth_middleware(tokens: dict[str, str], routes: dict[tuple[str, str], Route]
                 found = pair
         if found is None:
             raise Unauthorized("unknown token", {})
-        role = found[1]
-        who = Actor(f"{role}-{fingerprint(found[0])}", role)
+        token, info = found
+        role = info.role
+        who = Actor(f"{role}-{token_fingerprint(token)}", role, info.tenant)
         request[ACTOR_KEY] = who
-        structlog.contextvars.bind_contextvars(actor=who.name)
+        structlog.contextvars.bind_contextvars(actor=who.name, tenant=who.tenant)
         if not route.allows(role):
             allowed = sorted((route.roles or set()) | {"admin"})
             raise Forbidden(
                 f"role {role!r} may not call {route.method} {route.path}; allowed: {', '.join(allowed)}",
                 {"role": role, "allowed_roles": allowed},
             )
+        job_id = match.get("id")
+        if job_id is not None and "{id}" in route.path:
+            await request.app[JOBS].authorize(job_id, who)
         return await handler(request)
 
     return middleware

@@ -18,7 +18,14 @@ from typing import Any, cast
 from githubkit import GitHub
 
 from service.audit import Actor, AuditEntry
-from service.errors import CommitConflict, GitHubError, InvalidRequest, NothingToCommit, RepoNotFound
+from service.errors import (
+    BranchProtected,
+    CommitConflict,
+    GitHubError,
+    InvalidRequest,
+    NothingToCommit,
+    RepoNotFound,
+)
 from service.github.client import CHECKS, COMMIT, COMMIT_AND_PR, GitHubApp, RepoId
 from service.jobs import JobService
 from service.logging import get_logger
@@ -73,7 +80,38 @@ class GitHost:
             lock = self._locks[job_id] = asyncio.Lock()
         async with lock:
             job = await self.jobs.ready_job(job_id)  # read under the lock: the commits are current
-            return await self._commit(job, self._repo_of(job), req, actor)
+            repo = self._repo_of(job)
+            await self._refuse_protected(job, req.branch, actor, default_branch=None)
+            return await self._commit(job, repo, req, actor)
+
+    async def _refuse_protected(
+        self, job: JobRecord, branch: str, actor: Actor, *, default_branch: str | None
+    ) -> None:
+        """`403 branch_protected` for the default branch, the job's base branch or an ops pattern."""
+        why = self.jobs.settings.branch_refusal(branch)
+        if why is None and job.ref is not None and branch == job.ref:
+            why = f"branch {branch!r} is the branch this job started from; commit to a new branch"
+        if why is None and default_branch is not None and branch == default_branch:
+            why = f"branch {branch!r} is the repository's default branch; commit to a new branch"
+        if why is None:
+            return
+        await self.jobs.store.audit(
+            AuditEntry(
+                actor=actor,
+                action="commit",
+                outcome="branch_protected",
+                job_id=job.id,
+                container_id=job.container_id,
+                details={"branch": branch, "reason": why},
+            )
+        )
+        raise BranchProtected(why, {"branch": branch})
+
+    async def _default_branch(self, gh: GitHub[Any], repo: RepoId) -> str:
+        info = await self.app.call(
+            "reading the repository", repo, gh.rest.repos.async_get(repo.owner, repo.name)
+        )
+        return info.parsed_data.default_branch
 
     async def _commit(self, job: JobRecord, repo: RepoId, req: CommitRequest, actor: Actor) -> CommitResult:
         assert job.base_sha is not None
@@ -98,6 +136,8 @@ class GitHost:
         changes: list[Change],
         fp: str,
     ) -> CommitResult:
+        default = await self._default_branch(gh, repo)
+        await self._refuse_protected(job, req.branch, actor, default_branch=default)
         ref_sha = await self._ref(gh, repo, req.branch)
         own = {c["sha"]: c for c in job.commits if c.get("branch") == req.branch}
         if ref_sha is not None and ref_sha in own and own[ref_sha].get("fingerprint") == fp:
@@ -280,10 +320,7 @@ class GitHost:
             return PullRequestRef(number=pr.number, url=pr.html_url)
         base = req.base_branch
         if base is None:
-            info = await self.app.call(
-                "reading the repository", repo, gh.rest.repos.async_get(repo.owner, repo.name)
-            )
-            base = info.parsed_data.default_branch
+            base = await self._default_branch(gh, repo)
         body: Any = {
             "title": req.pull_request.title,
             "body": req.pull_request.body,

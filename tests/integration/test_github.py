@@ -258,3 +258,31 @@ def test_checks_pending_then_passed_failed_and_no_ci(gh: tuple[Api, FakeGitHub, 
     later = api.get(f"/v1/jobs/{job['id']}/checks", params={"sha": sha2, "wait_s": 5}).json()
     assert later["status"] == "no_ci"
     assert {"checks": "read", "statuses": "read"} in [perms(t) for t in fake.tokens if t.covers(*repo)]
+
+
+@pytest.mark.parametrize("branch", ["trunk", "release/2.0", "feature-base"])
+def test_commit_to_a_protected_branch_is_refused_and_changes_nothing(
+    gh: tuple[Api, FakeGitHub, list[str]], branch: str
+) -> None:
+    """The default branch (as GitHub names it, here `trunk`), the job's own base branch and ops'
+    patterns (release/*) are never targets."""
+    api, fake, jobs = gh
+    repo = ("octo", f"p{time.monotonic_ns() % 10**9}")
+    fake.create_repo(*repo, FILES, default_branch="trunk")
+    fake.git(*repo, "branch", "feature-base", "trunk")
+    heads = {b: fake.head(*repo, b) for b in ("trunk", "feature-base")}
+    job = create(api, jobs, repo, ref="feature-base")
+    edit(api, job)
+    writes_before = len(fake.requests_matching("POST", r"/git/(trees|commits|refs)")) + len(
+        fake.requests_matching("PATCH", r"/git/refs/")
+    )
+    err = Api.error(commit(api, job, branch=branch), 403, "branch_protected")
+    assert branch in err["message"] and err["details"]["branch"] == branch
+    assert {b: fake.head(*repo, b) for b in heads} == heads
+    writes_after = len(fake.requests_matching("POST", r"/git/(trees|commits|refs)")) + len(
+        fake.requests_matching("PATCH", r"/git/refs/")
+    )
+    assert writes_after == writes_before  # refused before anything was written
+    assert api.job(job["id"])["commits"] == []
+    # A branch of its own still works.
+    assert commit(api, job, branch="fix/answer").status_code == 200

@@ -2,14 +2,37 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import ConfigError, Settings, load_images_config
+from service.settings import ConfigError, Settings, load_images_config, token_fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_tokens_parse_roles() -> None:
-    s = Settings(api_tokens="aaaaaaaaaaaaaaaa:bot, bbbbbbbbbbbbbbbb:auditor")
-    assert s.tokens() == {"aaaaaaaaaaaaaaaa": "bot", "bbbbbbbbbbbbbbbb": "auditor"}
+def test_tokens_parse_roles_and_tenants() -> None:
+    s = Settings(
+        api_tokens="aaaaaaaaaaaaaaaa:bot, bbbbbbbbbbbbbbbb:auditor, cccccccccccccccc:bot:team-a, "
+        "dddd:dddddddddddd:bot:team-a"
+    )
+    tokens = s.tokens()
+    assert {t: i.role for t, i in tokens.items()} == {
+        "aaaaaaaaaaaaaaaa": "bot",
+        "bbbbbbbbbbbbbbbb": "auditor",
+        "cccccccccccccccc": "bot",
+        "dddd:dddddddddddd": "bot",  # a colon inside the token is kept
+    }
+    # Two tokens naming the same tenant share it; a token without one is a tenant of its own.
+    assert tokens["cccccccccccccccc"].tenant == tokens["dddd:dddddddddddd"].tenant == "team-a"
+    assert tokens["aaaaaaaaaaaaaaaa"].tenant == f"bot-{token_fingerprint('aaaaaaaaaaaaaaaa')}"
+    assert tokens["aaaaaaaaaaaaaaaa"].tenant != tokens["bbbbbbbbbbbbbbbb"].tenant
+
+
+def test_protected_branches_and_prefix() -> None:
+    s = Settings(protected_branches="main,release/*", branch_prefix="")
+    assert s.branch_refusal("main") is not None
+    assert s.branch_refusal("release/1.2") is not None
+    assert s.branch_refusal("fix/bug-42") is None
+    s = Settings(protected_branches="", branch_prefix="dockyard/")
+    assert "must start with 'dockyard/'" in (s.branch_refusal("fix/bug-42") or "")
+    assert s.branch_refusal("dockyard/fix-42") is None
 
 
 @pytest.mark.parametrize(
@@ -20,6 +43,7 @@ def test_tokens_parse_roles() -> None:
         ("aaaaaaaaaaaaaaaa", "token:role"),
         ("aaaaaaaaaaaaaaaa:root", "unknown role 'root'"),
         ("short:bot", "at least 16 characters"),
+        ("aaaaaaaaaaaaaaaa:bot:bad tenant!", "tenant 'bad tenant!'"),
     ],
 )
 def test_tokens_refuse_bad_config(value: str | None, message: str) -> None:
@@ -30,7 +54,9 @@ def test_tokens_refuse_bad_config(value: str | None, message: str) -> None:
 def test_tokens_file(tmp_path: Path) -> None:
     f = tmp_path / "tokens"
     f.write_text("# ops tokens\ncccccccccccccccc:admin\n")
-    assert Settings(api_tokens_file=f).tokens() == {"cccccccccccccccc": "admin"}
+    assert {t: i.role for t, i in Settings(api_tokens_file=f).tokens().items()} == {
+        "cccccccccccccccc": "admin"
+    }
 
 
 def test_env_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
