@@ -95,6 +95,12 @@ class PayloadTooLarge(DockyardError):
     code = "payload_too_large"
 
 
+class RepoTooLarge(PayloadTooLarge):
+    """A repository over a clone cap (size, entries, depth, name length), refused before checkout."""
+
+    code = "repo_too_large"
+
+
 class TooManyJobs(DockyardError):
     status = 429
     code = "too_many_jobs"
