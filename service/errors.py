@@ -95,6 +95,12 @@ class PayloadTooLarge(DockyardError):
     code = "payload_too_large"
 
 
+class RepoTooLarge(PayloadTooLarge):
+    """A repository over a clone cap (size, entries, depth, name length), refused before checkout."""
+
+    code = "repo_too_large"
+
+
 class TooManyRequests(DockyardError):
     """A cap was reached; the same call may succeed after `Retry-After` seconds."""
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -19,8 +17,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from service.audit import SYSTEM, Actor, AuditEntry
-from service.clone import build_tar, check_clone_url, clone, detect_language, redact_url
+from service.clone import CloneCaps, build_tar, clone, detect_language, remove_tree, work_dir_for
+from service.clone_policy import redact_url, vet_clone_url
 from service.errors import (
+    CloneSourceForbidden,
     DockyardError,
     GitHubNotConfigured,
     HostCapacity,
@@ -79,9 +79,9 @@ class JobService:
         self._create_lock = asyncio.Lock()
         self._job_locks: dict[str, asyncio.Lock] = {}
         self._builds: set[asyncio.Future[JobRecord]] = set()
-        self._work_dir = settings.state_dir / "work"
+        self.work_root = settings.state_dir / "work"
         self._logs_dir = settings.state_dir / "logs"
-        self._work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_root.mkdir(parents=True, exist_ok=True)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         # Called with a job's id once its end (destroyed, failed, reaped) has committed: the app
         # points it at the outcome trail. Must not block or raise.
@@ -214,9 +214,15 @@ class JobService:
                 )
             web = self.settings.github_web_url.rstrip("/")
             shown_url = f"{web}/{req.repo}.git"
-        else:
-            assert req.clone_url is not None
-            check_clone_url(req.clone_url, self.settings.allowed_clone_schemes())
+        source: CloneAuth | None = None
+        if req.clone_url is not None:
+            try:
+                source = await vet_clone_url(req.clone_url, self.settings)
+            except CloneSourceForbidden as e:  # an attempt worth a record: who tried which source
+                await self.store.audit(
+                    AuditEntry(actor=actor, action="job.create", outcome=e.code, details=e.details)
+                )
+                raise
             shown_url = redact_url(req.clone_url)
         if req.language is not None and req.language not in cfg.languages:
             raise InvalidRequest(
@@ -245,36 +251,36 @@ class JobService:
         await self.hub.publish(job.id, "job.creating", {"status": "creating"})
         # Shielded: a caller hanging up mid-create must not leave half a sandbox behind. The lock is
         # taken inside, so it is held for as long as the build runs, not as long as the caller waits.
-        build = asyncio.ensure_future(self._locked_build(job, req.clone_url, actor))
+        build = asyncio.ensure_future(self._locked_build(job, source, actor))
         self._builds.add(build)
         build.add_done_callback(self._builds.discard)
         return await asyncio.shield(build)
 
-    async def _locked_build(self, job: JobRecord, url: str | None, actor: Actor) -> JobRecord:
+    async def _locked_build(self, job: JobRecord, source: CloneAuth | None, actor: Actor) -> JobRecord:
         async with self._lock(job.id):
-            return await self._build(job, url, actor)
+            return await self._build(job, source, actor)
 
     async def drain(self, timeout_s: float) -> None:
         """Let creations in flight finish (at shutdown, before the store and engine close)."""
         if self._builds:
             await asyncio.wait(set(self._builds), timeout=timeout_s)
 
-    async def _source(self, job: JobRecord, url: str | None) -> CloneAuth:
-        """Where to clone from: the caller's URL, or the GitHub repo with a fresh read-only token."""
+    async def _source(self, job: JobRecord, source: CloneAuth | None) -> CloneAuth:
+        """Where to clone from: the caller's vetted URL, or the GitHub repo with a fresh read-only token."""
         if job.repo is not None:
             assert self.github is not None
             return await self.github.clone_auth(RepoId.parse(job.repo))
-        assert url is not None
-        return CloneAuth(url=url, env={}, secrets=[])
+        assert source is not None
+        return source
 
-    async def _build(self, job: JobRecord, url: str | None, actor: Actor) -> JobRecord:
+    async def _build(self, job: JobRecord, vetted: CloneAuth | None, actor: Actor) -> JobRecord:
         cfg = self.images.config
-        work = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir))
+        work = await asyncio.to_thread(work_dir_for, self.work_root, job.id)
         container_id: str | None = None
         volume: str | None = None
         try:
             await self.hub.publish(job.id, "job.cloning", {"repo": job.clone_url, "ref": job.ref})
-            source = await self._source(job, url)
+            source = await self._source(job, vetted)
             schemes = (
                 frozenset({urlsplit(source.url).scheme})
                 if job.repo is not None
@@ -286,6 +292,7 @@ class JobService:
                 work / "repo",
                 timeout_s=self.settings.clone_timeout_s,
                 allowed_schemes=schemes,
+                caps=CloneCaps.for_job(self.settings, int(job.limits["disk_mb"])),
                 display=job.repo or job.clone_url,
                 extra_env=source.env,
                 secrets=source.secrets,
@@ -383,7 +390,7 @@ class JobService:
             log.info("job_failed", job_id=job.id, error=message)
             raise
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await remove_tree(work)
 
     # --- delete --------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from service import metrics
 from service.audit import SYSTEM, AuditEntry
+from service.clone import sweep_work
 from service.errors import DockerUnavailable, DockyardError
 from service.jobs import JobService
 from service.logging import get_logger
@@ -92,6 +93,7 @@ class Reaper:
 
     async def tick(self) -> None:
         """One reconcile + reap pass. Raises DockerUnavailable when the engine is away."""
+        await self._sweep_work()
         # Jobs first, then the engine: a box listed later than its job can only be newer.
         live = await self.store.list_jobs(statuses=list(LIVE_STATUSES), limit=1_000_000)
         containers, volumes = await self.backend.list_managed()
@@ -133,6 +135,20 @@ class Reaper:
                 log.info("job_adopted", job_id=job.id, container_id=box.id)
             return
         await self.jobs.mark_vanished(job.id)
+
+    async def _sweep_work(self) -> None:
+        """Clone folders no build of this process is using (a crash, a clone that could not be
+        removed) go. The folder is listed BEFORE the jobs are read: a folder is made after its job
+        is stored, so every folder listed belongs to a job the read below sees."""
+        root = self.jobs.work_root
+        listed = await asyncio.to_thread(lambda: set(os.listdir(root)) if root.is_dir() else set())
+        if not listed:
+            return
+        creating = await self.store.list_jobs(statuses=["creating"], limit=1_000_000)
+        keep = {j.id for j in creating if j.created_at.timestamp() >= self.started_at}
+        removed = await sweep_work(root, listed, keep)
+        if removed:
+            log.info("work_swept", removed=removed)
 
     async def _sweep_container(self, c: ManagedContainer) -> None:
         if not await self._ours(c.labels):

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     output_cap_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="any exec's output cap")
     clone_timeout_s: float = Field(300, gt=0)
     clone_schemes: str = Field("https,http,file", description="URL schemes clone_url may use")
+    # Clone sources and caps (service/clone_policy.py, service/clone.py).
+    clone_file_roots: str = Field("", description="file:// clone roots, comma-separated; default none")
+    clone_allow_hosts: str = Field(
+        "", description="hosts (host or host:port, comma-separated) cloned even on a private address"
+    )
+    max_clone_mb: int | None = Field(None, ge=1, description="largest checkout; default: the job's disk_mb")
+    max_tree_depth: int = Field(64, ge=1, description="deepest path (components) a clone may hold")
+    max_tree_entries: int = Field(200_000, ge=1, description="files + folders a clone may hold")
+    max_dir_entries: int = Field(20_000, ge=1, description="entries one folder of a clone may hold")
     sandbox_runtime: str | None = Field(None, description="OCI runtime for job boxes, e.g. runsc")
     sandbox_user: str = "1000:1000"
     base_image: str | None = Field(None, description="BASE_IMAGE build arg for the base sandbox image")

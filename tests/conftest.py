@@ -41,7 +41,13 @@ def _free_port() -> int:
 
 
 class Service:
-    """`python -m service serve` on a temporary state dir; restartable on the same state dir."""
+    """`python -m service serve` on a temporary state dir; restartable on the same state dir.
+
+    `clone_file_roots`: the file:// clone roots the service allows (DOCKYARD_CLONE_FILE_ROOTS),
+    the session's pytest temp root (fixture repositories live there; the state dir, also in it,
+    stays refused by the service)."""
+
+    clone_file_roots: tuple[Path, ...] = ()
 
     def __init__(self, state_dir: Path, log_dir: Path):
         self.state_dir = state_dir
@@ -78,6 +84,7 @@ class Service:
             DOCKYARD_STATE_DIR=str(self.state_dir),
             DOCKYARD_PORT=str(self.port),
             DOCKYARD_HOST="127.0.0.1",
+            DOCKYARD_CLONE_FILE_ROOTS=",".join(str(p) for p in self.clone_file_roots),
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -155,6 +162,11 @@ def _docker_available() -> str | None:
         return None
     except Exception as e:
         return repr(e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clone_file_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    Service.clone_file_roots = (tmp_path_factory.getbasetemp(),)
 
 
 @pytest.fixture(scope="session")
