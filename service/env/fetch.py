@@ -115,7 +115,7 @@ def go_fetch_argv() -> list[str]:
 
 def size_mb(stdout: bytes) -> float | None:
     m = re.search(rf"{SIZE_MARK}(\d+)", stdout.decode("utf-8", "replace"))
-    return round(int(m.group(1)) / 1024, 1) if m else None
+    return round(int(m.group(1)) / 1024, 2) if m else None
 
 
 def goproxy(stdout: bytes) -> str | None:

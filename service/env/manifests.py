@@ -35,7 +35,7 @@ TOTAL_CAP = 48 * 1024 * 1024
 MAX_INCLUDES = 64
 
 LANGUAGE_ECOSYSTEM: dict[str, Ecosystem] = {"python": "python", "node": "node", "go": "go"}
-_REQ_NAME = re.compile(r"^requirements[\w.-]*\.txt$", re.IGNORECASE)
+REQUIREMENTS_NAME = re.compile(r"^requirements[\w.-]*\.txt$", re.IGNORECASE)
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S+)")
 
 
@@ -146,7 +146,7 @@ def collect(root: Path, language: str) -> Manifests | None:
         take("pyproject.toml")
         if not take("uv.lock") and not take("poetry.lock"):
             reqs: dict[str, bytes] = {}
-            _requirements_closure(root, [n for n in names if _REQ_NAME.match(n)], reqs)
+            _requirements_closure(root, [n for n in names if REQUIREMENTS_NAME.match(n)], reqs)
             found.files.update(reqs)
         if not found.files:
             return None

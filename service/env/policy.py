@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.env.manifests import Manifests
+from service.env.manifests import REQUIREMENTS_NAME, Manifests
 
 RefusalKind = Literal[
     "index_redirect",
@@ -100,7 +100,7 @@ def _logical_lines(text: str) -> list[str]:
     buf = ""
     for raw in text.splitlines():
         if raw.endswith("\\"):
-            buf += raw[:-1] + " "
+            buf += raw[:-1]
             continue
         line = buf + raw
         buf = ""
@@ -335,7 +335,7 @@ def python_plan(m: Manifests) -> Plan:
     reqs: list[str] = []
     cons: list[str] = []
     seen: set[str] = set()
-    roots = sorted(f for f in m.files if f != "pyproject.toml" and "/" not in f)
+    roots = sorted(f for f in m.files if "/" not in f and REQUIREMENTS_NAME.match(f))
     for rel in roots:
         _requirement_file(rel, m.files, reqs, cons, refused, seen)
     if "pyproject.toml" in m.files:

@@ -155,6 +155,8 @@ class EnvService:
         if key in self._builds:
             return self._states[key]
         hit = await self._hit(key)
+        if key in self._builds:  # another job of the same key started it while we looked
+            return self._states[key]
         if hit is not None:
             self._states[key] = hit
             return hit
