@@ -76,7 +76,9 @@ async def test_cache_rows_and_lru_order(tmp_path: Path) -> None:
     try:
         now = time.time()
         for i, key in enumerate("abc"):
-            await cache.put(CacheEntry(key, f"v-{key}", "python", "ready", size_mb=1.0, last_used=now - 100 + i))
+            await cache.put(
+                CacheEntry(key, f"v-{key}", "python", "ready", size_mb=1.0, last_used=now - 100 + i)
+            )
         await cache.put(CacheEntry("f", "v-f", "python", "failed", reason="no wheel"))
         await cache.touch("a")
         assert [e.key for e in await cache.ready_lru()] == ["b", "c", "a"]
@@ -96,7 +98,9 @@ async def test_gc_evicts_least_recently_used_and_skips_a_mounted_volume(tmp_path
         now = time.time()
         for i, key in enumerate("abcd"):
             backend.volumes[f"v-{key}"] = {}
-            await env.cache.put(CacheEntry(key, f"v-{key}", "python", "ready", size_mb=30.0, last_used=now + i))
+            await env.cache.put(
+                CacheEntry(key, f"v-{key}", "python", "ready", size_mb=30.0, last_used=now + i)
+            )
         await env._gc(keep="d")
         # 120 MB over a 64 MB budget: a is mounted (skipped), b and c go, d was just built.
         assert backend.removed == ["v-b", "v-c"]
@@ -119,7 +123,9 @@ async def test_one_build_per_key_then_a_hit(tmp_path: Path) -> None:
     await env.start()
     try:
         root = checkout(tmp_path, {"requirements.txt": "six==1.16.0\n"})
-        states = await asyncio.gather(*(env.prepare(f"j{i}", root, "dockyard/python:1", "python") for i in range(5)))
+        states = await asyncio.gather(
+            *(env.prepare(f"j{i}", root, "dockyard/python:1", "python") for i in range(5))
+        )
         assert {s.status for s in states} == {"building"} and len({s.key for s in states}) == 1
         done = await env.wait("j3")
         assert done is not None and done.status == "ready" and done.size_mb == 2.0

@@ -34,7 +34,11 @@ def test_python_requirements_and_includes_inside_the_repo(tmp_path: Path) -> Non
     m = collect(tmp_path, "python")
     assert m is not None and m.ecosystem == "python"
     assert set(m.files) == {
-        "requirements.txt", "requirements-dev.txt", "constraints.txt", "reqs/base.txt", "pyproject.toml"
+        "requirements.txt",
+        "requirements-dev.txt",
+        "constraints.txt",
+        "reqs/base.txt",
+        "pyproject.toml",
     }
 
 
@@ -48,7 +52,9 @@ def test_a_lock_wins_over_requirements(tmp_path: Path) -> None:
 
 
 def test_node_lockfile_and_what_is_only_noted(tmp_path: Path) -> None:
-    write(tmp_path, {"package.json": "{}", "package-lock.json": "{}", ".npmrc": "registry=x", "yarn.lock": ""})
+    write(
+        tmp_path, {"package.json": "{}", "package-lock.json": "{}", ".npmrc": "registry=x", "yarn.lock": ""}
+    )
     m = collect(tmp_path, "node")
     assert m is not None
     assert set(m.files) == {"package.json", "package-lock.json"}  # .npmrc is never collected

@@ -50,14 +50,24 @@ def test_vcs_direct_url_local_and_editable_requirements_are_refused() -> None:
             "iniconfig>=2 ; python_version >= '3.8' --hash=sha256:abc\n"
         }
     )
-    assert kinds(p) == ["vcs", "vcs", "direct_url", "direct_url", "local_path", "editable", "sdist_only", "option"]
+    assert kinds(p) == [
+        "vcs",
+        "vcs",
+        "direct_url",
+        "direct_url",
+        "local_path",
+        "editable",
+        "sdist_only",
+        "option",
+    ]
     assert lines(p) == ["iniconfig>=2 ; python_version >= '3.8' --hash=sha256:abc"]
 
 
 def test_includes_inline_and_constraints_stay_constraints() -> None:
     p = py(
         {
-            "requirements.txt": "-r requirements-base.txt\n-c constraints.txt\n-r /etc/passwd\nsix # comment\n",
+            "requirements.txt": "-r requirements-base.txt\n-c constraints.txt\n"
+            "-r /etc/passwd\nsix # comment\n",
             "requirements-base.txt": "iniconfig \\\n  ==2.0.0\n",
             "constraints.txt": "six<2\n--index-url https://evil.invalid/\n",
         }
@@ -171,7 +181,12 @@ def node(pkg: dict[str, object], lock: dict[str, object] | None, present: set[st
 def test_node_npmrc_local_git_and_http_specs_are_refused() -> None:
     pkg = {
         "name": "x",
-        "dependencies": {"ok": "^1.0.0", "loc": "file:../loc", "gh": "user/repo", "g": "git+ssh://git@h.invalid/r"},
+        "dependencies": {
+            "ok": "^1.0.0",
+            "loc": "file:../loc",
+            "gh": "user/repo",
+            "g": "git+ssh://git@h.invalid/r",
+        },
         "devDependencies": {"tar": "https://example.invalid/t.tgz", "alias": "npm:ok@1"},
         "workspaces": ["packages/*"],
     }
@@ -179,16 +194,31 @@ def test_node_npmrc_local_git_and_http_specs_are_refused() -> None:
         "lockfileVersion": 3,
         "packages": {
             "": {"dependencies": {"ok": "^1.0.0", "loc": "file:../loc"}},
-            "node_modules/ok": {"version": "1.0.1", "resolved": REGISTRY + "ok/-/ok-1.0.1.tgz", "integrity": "x"},
+            "node_modules/ok": {
+                "version": "1.0.1",
+                "resolved": REGISTRY + "ok/-/ok-1.0.1.tgz",
+                "integrity": "x",
+            },
             "node_modules/loc": {"resolved": "../loc", "link": True},
             "node_modules/moved": {"version": "2.0.0", "resolved": "https://mirror.invalid/moved-2.0.0.tgz"},
-            "node_modules/fromgit": {"version": "1.0.0", "resolved": "git+ssh://git@h.invalid/fromgit.git#abc"},
+            "node_modules/fromgit": {
+                "version": "1.0.0",
+                "resolved": "git+ssh://git@h.invalid/fromgit.git#abc",
+            },
             "packages/a": {"version": "0.0.1"},
         },
     }
     p = node(pkg, lock, {".npmrc"})
     assert kinds(p) == [
-        "npmrc", "local_path", "vcs", "vcs", "direct_url", "local_path", "registry_redirect", "vcs", "local_path"
+        "npmrc",
+        "local_path",
+        "vcs",
+        "vcs",
+        "direct_url",
+        "local_path",
+        "registry_redirect",
+        "vcs",
+        "local_path",
     ]
     out_pkg = json.loads(p.files["package.json"])
     assert out_pkg["dependencies"] == {"ok": "^1.0.0"} and out_pkg["devDependencies"] == {"alias": "npm:ok@1"}
@@ -201,7 +231,10 @@ def test_node_npmrc_local_git_and_http_specs_are_refused() -> None:
 
 
 def test_node_lockfile_v1_resolved_outside_the_registry() -> None:
-    lock = {"lockfileVersion": 1, "dependencies": {"a": {"version": "1.0.0", "resolved": "https://m.invalid/a.tgz"}}}
+    lock = {
+        "lockfileVersion": 1,
+        "dependencies": {"a": {"version": "1.0.0", "resolved": "https://m.invalid/a.tgz"}},
+    }
     p = node({"dependencies": {"a": "1.0.0"}}, lock)
     assert kinds(p) == ["registry_redirect"]
     assert "resolved" not in json.loads(p.files["package-lock.json"])["dependencies"]["a"]
