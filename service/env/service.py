@@ -154,7 +154,18 @@ class EnvService:
         self._jobs[job_id] = key
         if key in self._builds:
             return self._states[key]
-        hit = await self._hit(key)
+        try:
+            hit = await self._hit(key)
+        except DockyardError as e:  # the engine or the cache away: no environment, the job goes on
+            return self._for_job(
+                job_id,
+                EnvState(
+                    status="failed",
+                    key=key,
+                    ecosystem=manifests.ecosystem,
+                    reason=f"environment cache unavailable: {e.message}",
+                ),
+            )
         if key in self._builds:  # another job of the same key started it while we looked
             return self._states[key]
         if hit is not None:
