@@ -6,11 +6,13 @@ job's); every box it starts is a real hardened box, every fetch goes through the
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import ipaddress
 import json
 import secrets
 import socket
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,12 +20,13 @@ from typing import Any
 
 import pytest
 
+from service.audit import SYSTEM
 from service.env import fetch
 from service.env.service import ENV_INSTANCE_LABEL, EnvService
 from service.events import EventHub
 from service.images import resolve_images
 from service.jobs import ImageState, JobService
-from service.models import EnvState
+from service.models import EnvState, JobCreate
 from service.sandbox.backend import EnvRunSpec, ExecResult, RunSpec
 from service.sandbox.docker import DockerBackend
 from service.settings import Limits, Settings, load_images_config
@@ -116,6 +119,7 @@ async def envs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
             pytest.skip(f"image {name} is not built: run `python -m service images build`")
     jobs = JobService(settings, store, backend, images, EventHub(store))
     env = EnvService(jobs, instance)
+    jobs.env = env
     await env.start()
     try:
         yield Env(env, jobs, backend, store)
@@ -358,3 +362,48 @@ async def test_proxy_and_network_are_hardened(envs: Env) -> None:
     assert any(o.startswith("no-new-privileges") for o in hc["SecurityOpt"]) and hc["PidsLimit"] > 0
     assert set(info["NetworkSettings"]["Networks"]) == {envs.env.egress.network, "bridge"}
     assert api.inspect_network(envs.env.egress.network)["Internal"] is True
+
+
+async def ready(envs: Env, job_id: str) -> str:
+    for _ in range(600):
+        job = await envs.jobs.get(job_id)
+        if job.status != "creating":
+            assert job.status == "ready", job.error
+            assert job.container_id is not None
+            return job.container_id
+        await asyncio.sleep(0.1)
+    raise AssertionError("the job never became ready")
+
+
+async def test_a_job_prepares_its_env_and_a_later_job_of_the_same_repo_mounts_it(
+    envs: Env, tmp_path: Path
+) -> None:
+    src = repo(tmp_path, {"requirements.txt": "iniconfig==2.0.0\n", "main.py": "import iniconfig\n"})
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
+        await asyncio.to_thread(subprocess.run, [*git, *argv], check=True)
+    create = JobCreate(clone_url=f"file://{src}", language="python")
+    first = await envs.jobs.create(create, SYSTEM)
+    await ready(envs, first.id)
+    state = await envs.env.wait(first.id)  # the build went on in the background
+    assert state is not None and state.status == "ready", state
+    second = await envs.jobs.create(create, SYSTEM)
+    box = await ready(envs, second.id)
+    assert envs.env.state(second.id) == state  # a cache hit: the same environment
+    try:
+        run = await envs.backend.exec(
+            box,
+            ["/env/venv/bin/python", "-c", "import iniconfig; print(iniconfig.__file__)"],
+            stdin=None,
+            timeout_s=30,
+            output_cap=1 << 16,
+        )
+        assert run.exit_code == 0, run.stderr
+        assert run.stdout.decode().startswith("/env/venv/lib/")
+        write = await envs.backend.exec(
+            box, ["touch", "/env/x"], stdin=None, timeout_s=30, output_cap=1 << 16
+        )
+        assert write.exit_code != 0  # mounted read-only
+    finally:
+        for job in (first, second):
+            await envs.jobs.delete(job.id, SYSTEM)
