@@ -507,6 +507,6 @@ class EnvState(_Answer):
     ecosystem: str | None = None
     reason: str | None = Field(None, description="why none/failed; for ready, what to know about it")
     refused: list[EnvRefusal] = Field(default_factory=list)
-    duration_ms: int | None = Field(None, description="build time (0 for a cache hit)")
+    duration_ms: int | None = Field(None, description="build time (a cache hit: the original build's)")
     size_mb: float | None = None
 

@@ -433,7 +433,7 @@ class EnvService:
                 outcome=outcome,
                 job_id=job_id,
                 container_id=None,
-                argv=argv if argv[:2] != ["sh", "-c"] else ["sh", "-c", f"<{step} script>", *argv[3:]],
+                argv=argv,
                 exit_code=result.exit_code if result else None,
                 duration_ms=result.duration_ms if result else None,
                 bytes_in=0,
@@ -455,7 +455,7 @@ class EnvService:
             try:
                 result = await self._box(
                     None,
-                    "probe" + "0" * 12,
+                    "npm-registry",
                     "probe",
                     builder_tag,
                     ["npm", "config", "get", "registry"],

@@ -260,3 +260,18 @@ replace (
     assert "../dep" not in text and "./a" not in text
     assert "example.com/fork v1.0.1" in text and "example.com/b2 v0.1.0" in text
     assert p.files["go.sum"] == b"sums\n" and not p.empty
+
+
+def test_a_fetch_box_receives_only_the_sanitized_inputs() -> None:
+    import io
+    import tarfile
+
+    from service.env.fetch import input_tar
+
+    p = py({"requirements.txt": "--index-url https://evil.invalid/\nsix\n"})
+    with tarfile.open(fileobj=io.BytesIO(input_tar(p.files, b"CA"))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert set(members) == {".in", ".in/requirements.txt", ".in/ca.crt"}
+        assert all(m.uid == 1000 for m in members.values())
+        f = tar.extractfile(".in/requirements.txt")
+        assert f is not None and f.read() == b"six\n"
