@@ -441,12 +441,14 @@ class DockerBackend:
         except docker.errors.NotFound:
             pass
         _require_image(client, image)
+        subnets = [c["Subnet"] for c in api.inspect_network(network)["IPAM"]["Config"] if c.get("Subnet")]
         created = api.create_container(
             image,
             name=name,
             user="1000:1000",
             hostname="egress-proxy",
             labels=labels,
+            environment={"DOCKYARD_PROXY_CLIENTS": " ".join(subnets)},  # the only clients it serves
             host_config=self._host_config(
                 limits,
                 volume=None,

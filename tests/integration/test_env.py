@@ -351,6 +351,15 @@ async def test_egress_proxy_refuses_inward_targets_and_forwards_a_registry(envs:
             assert status[0] == 403 and (status[1] or "").startswith("ERR_ACCESS_DENIED"), (url, status)
     assert seen[registry][0] == 200, seen[registry]
     assert seen["direct"] != "reached"  # no way out of the internal network but the proxy
+    # On the default bridge the proxy serves nobody: it only forwards for the internal network.
+    bridge_ip = api.inspect_container(envs.env.egress.proxy_name)["NetworkSettings"]["Networks"]["bridge"][
+        "IPAddress"
+    ]
+    outsider = await envs.box_on(
+        "bridge", "env-python", ["python3", "-c", PROBE, f"http://{bridge_ip}:3128", registry], {}
+    )
+    assert outsider.exit_code == 0, outsider.stderr
+    assert "403" in str(json.loads(outsider.stdout)[registry]), outsider.stdout
 
 
 async def test_proxy_and_network_are_hardened(envs: Env) -> None:
