@@ -7,7 +7,8 @@ dir: the cold build (policy → fetch box behind the egress proxy → install bo
 volume lookup), as medians. The proxy's first start is timed apart.
 
 Needs: `bash scripts/setup.sh` done (images built, engine up) and the registries reachable.
-Run: `python bench/env.py [--n 20]`. Leaves nothing behind.
+Run: `python bench/env.py [--n 20] [--mid]` (--mid: requests + pytest + mypy + ruff; eslint 8 +
+typescript, resolved without a lockfile). Leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ from service.sandbox.docker import DockerBackend  # noqa: E402
 from service.settings import Settings, load_images_config  # noqa: E402
 from service.store import Store  # noqa: E402
 
+MID: dict[str, dict[str, str]] = {  # --mid: a mid-size repository's dev environment
+    "python": {
+        "requirements.txt": "requests==2.32.3\n",
+        "requirements-dev.txt": "pytest==8.3.3\nmypy==1.13.0\nruff==0.7.4\ntypes-requests==2.32.0.20241016\n",
+    },
+    "node": {
+        "package.json": json.dumps(
+            {"name": "b", "version": "1.0.0", "devDependencies": {"eslint": "8.57.0", "typescript": "5.6.3"}}
+        )
+    },
+}
 REPOS: dict[str, dict[str, str]] = {
     "python": {"requirements.txt": "six==1.16.0\niniconfig==2.0.0\npackaging==24.1\n"},
     "node": {
@@ -43,7 +55,7 @@ REPOS: dict[str, dict[str, str]] = {
 }
 
 
-async def main(n: int) -> None:
+async def main(n: int, mid: bool) -> None:
     state_dir = Path(tempfile.mkdtemp(prefix="dockyard-bench-env-"))
     settings = Settings(state_dir=state_dir, api_tokens="t" * 20 + ":bot")
     config = load_images_config(settings.images_config)
@@ -57,7 +69,7 @@ async def main(n: int) -> None:
         t0 = time.monotonic()
         await env.egress.ensure(images.images["proxy"].tag)
         print(f"egress proxy + internal network start: {(time.monotonic() - t0) * 1000:.0f} ms")
-        for language, files in REPOS.items():
+        for language, files in (MID if mid else REPOS).items():
             root = Path(tempfile.mkdtemp(prefix=f"bench-{language}-"))
             for rel, text in files.items():
                 (root / rel).write_text(text)
@@ -89,4 +101,6 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20)
-    asyncio.run(main(parser.parse_args().n))
+    parser.add_argument("--mid", action="store_true", help="a mid-size dev environment instead of a tiny one")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.mid))
