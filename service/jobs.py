@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from service.audit import SYSTEM, Actor, AuditEntry
@@ -40,6 +40,9 @@ from service.settings import ConfigError, ImagesConfig, Settings, load_images_co
 from service.store import JobRecord, Store, now
 from service.tenants import TenantLimiter, can_see
 from service.tools.protocol import ToolCall
+
+if TYPE_CHECKING:
+    from service.env.service import EnvService
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -86,6 +89,8 @@ class JobService:
         # Called with a job's id once its end (destroyed, failed, reaped) has committed: the app
         # points it at the outcome trail. Must not block or raise.
         self.on_end: Callable[[str], None] | None = None
+        # Dependency environments (service/env/), set by the app; None: jobs get no /env.
+        self.env: EnvService | None = None
 
     async def reload_config(self, actor: Actor) -> ImageState:
         """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
@@ -317,6 +322,10 @@ class JobService:
                 )
             image = self.images.images[cfg.languages[language].image].tag
             uid, _, gid = self.settings.sandbox_user.partition(":")
+            # Manifests are read out of the checkout now (it is deleted below); the build goes on in
+            # the background. The job box gets /env only when it is ready already (a cache hit).
+            env_state = await self.env.prepare(job.id, checkout.path, image, language) if self.env else None
+            env_mount = self.env.mount(env_state) if self.env else None
             tar_path = work / "workspace.tar"
             await asyncio.to_thread(build_tar, checkout.path, tar_path, int(uid), int(gid or uid))
             await self.hub.publish(job.id, "job.starting", {"image": image, "base_sha": checkout.base_sha})
@@ -333,6 +342,7 @@ class JobService:
                 tmp_mb=cfg.limits.tmp_mb,
                 log_max_mb=cfg.limits.log_max_mb,
                 runtime=self.settings.sandbox_runtime,
+                mounts=(env_mount,) if env_mount else (),
             )
             box = await self.backend.create(spec, tar_path)
             container_id, volume = box.container_id, box.volume

@@ -493,3 +493,32 @@ class AuditVerifyResult(_Answer):
     reason: str | None = None
     head_seq: int | None = None
     head_hash: str | None = None
+
+
+# --- dependency environments ---------------------------------------------------------------------
+
+EnvStatus = Literal["building", "ready", "none", "failed"]
+
+
+class EnvRefusal(_Answer):
+    """Something the repository asked for that the environment policy refused or ignored."""
+
+    kind: str = Field(
+        description="index_redirect | editable | vcs | direct_url | local_path | option | sdist_only | "
+        "npmrc | registry_redirect | local_replace"
+    )
+    file: str
+    detail: str
+
+
+class EnvState(_Answer):
+    """A job's dependency environment: mounted read-only at /env in its boxes once `ready`."""
+
+    status: EnvStatus
+    key: str | None = Field(None, description="sha256 of image, ecosystem, manifests and policy version")
+    ecosystem: str | None = None
+    reason: str | None = Field(None, description="why none/failed; for ready, what to know about it")
+    refused: list[EnvRefusal] = Field(default_factory=list)
+    duration_ms: int | None = Field(None, description="build time (a cache hit: the original build's)")
+    size_mb: float | None = None
+

@@ -124,6 +124,20 @@ class Settings(BaseSettings):
     outcome_trail: bool = Field(True, description="commit each ended job's outcome to <state_dir>/trail")
     shutdown_timeout_s: float = Field(60, ge=0, description="SIGTERM: how long in-flight requests may finish")
 
+    # Dependency environments (service/env/; all optional).
+    env_enabled: bool = Field(True, description="build a job's dependency environment from its manifests")
+    env_cache_mb: int = Field(8192, ge=64, description="size budget of cached environments (LRU beyond it)")
+    env_fetch_timeout_s: float = Field(600, gt=0, description="one fetch box's deadline")
+    env_install_timeout_s: float = Field(600, gt=0, description="one install box's deadline")
+    env_memory_mb: int = Field(2048, ge=128, description="memory of a fetch or install box")
+    env_disk_mb: int = Field(4096, ge=64, description="largest single file a fetch or install box may write")
+    env_max_builds: int = Field(2, ge=1, description="environment builds running at once")
+    env_retry_s: float = Field(600, ge=0, description="a failed environment is retried after this long")
+    env_ca_bundle: Path | None = Field(
+        Path("/etc/ssl/certs/ca-certificates.crt"),
+        description="CA bundle trusted by fetch boxes (PIP_CERT, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE)",
+    )
+
     @field_validator("state_dir", "images_config")
     @classmethod
     def _absolute(cls, v: Path) -> Path:

@@ -57,6 +57,38 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class EnvRunSpec:
+    """A one-shot box that builds a dependency environment (a fetch or an install).
+
+    `workspace_volume` is mounted READ-WRITE at /workspace and `inputs` (a tar) is extracted there
+    before the box starts; `network` is an internal network whose only way out is the egress proxy
+    (a fetch) or "none" (an install). Everything else is the same hardening as every box.
+    """
+
+    name: str
+    image: str
+    argv: list[str]
+    workspace_volume: str
+    inputs: bytes
+    limits: Limits
+    labels: dict[str, str]
+    user: str
+    nofile: int
+    tmp_mb: int
+    timeout_s: float
+    output_cap: int
+    network: str = "none"
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[VolumeMount, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvVolume:
+    name: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Box:
     container_id: str
     volume: str
@@ -105,3 +137,29 @@ class SandboxBackend(Protocol):
     async def destroy(self, container_id: str | None, volume: str | None) -> None: ...
 
     async def close(self) -> None: ...
+
+    # --- dependency environments (service/env/) ------------------------------------------------
+
+    async def env_network(self, name: str, labels: dict[str, str]) -> None:
+        """Make sure an internal network (no route out, no DNS out) of that name exists."""
+        ...
+
+    async def env_proxy(
+        self, name: str, image: str, network: str, labels: dict[str, str], limits: Limits
+    ) -> None:
+        """Make sure the egress proxy box runs: on `network` and on the default bridge."""
+        ...
+
+    async def env_volume_create(self, name: str, labels: dict[str, str]) -> None: ...
+
+    async def env_volume_remove(self, name: str) -> None: ...
+
+    async def env_volumes(self, label: str) -> list[EnvVolume]:
+        """Every volume carrying `label` (a `key=value` filter)."""
+        ...
+
+    async def env_run(self, spec: EnvRunSpec) -> ExecResult: ...
+
+    async def env_cleanup(self, label: str, *, network: str | None) -> None:
+        """Remove every container carrying `label` (fetch/install boxes, the proxy), then `network`."""
+        ...
