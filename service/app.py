@@ -16,6 +16,7 @@ from service.api.middleware import auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
 from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TRAIL
 from service.audit import SYSTEM
+from service.env.service import EnvService
 from service.errors import DockyardError
 from service.events import EventHub
 from service.github.client import GitHubApp
@@ -286,6 +287,9 @@ def build_app(settings: Settings) -> web.Application:
         app[BACKEND] = backend
         github = GitHubApp(settings)
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)
+        env = EnvService(app[JOBS], instance)
+        await env.start()
+        app[JOBS].env = env
         trail: OutcomeTrail | None = None
         if settings.outcome_trail:
             trail = OutcomeTrail(settings.state_dir / "trail", store)
@@ -331,6 +335,7 @@ def build_app(settings: Settings) -> web.Application:
                         await task
             if trail is not None:
                 await trail.drain()
+            await env.close()
             await backend.close()
             await store.close()
 

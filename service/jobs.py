@@ -33,7 +33,7 @@ from service.events import EventHub
 from service.github.client import CloneAuth, GitHubApp, RepoId
 from service.images import ResolvedImage, resolve_images
 from service.logging import get_logger
-from service.models import JobCreate
+from service.models import EnvState, JobCreate
 from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend
 from service.sandbox.docker import SandboxGone
 from service.settings import ConfigError, ImagesConfig, Settings, load_images_config
@@ -413,8 +413,14 @@ class JobService:
             entry = AuditEntry(actor=actor, action="job.delete", outcome="ok", details={"was": job.status})
             await self._close(job, entry, "destroyed")
 
+    def env_state(self, job_id: str) -> EnvState | None:
+        """The job's dependency environment (None: no environment service, or unknown job)."""
+        return self.env.state(job_id) if self.env is not None else None
+
     def _ended(self, job_id: str) -> None:
         self._job_locks.pop(job_id, None)  # an ended job is never locked again (status checks)
+        if self.env is not None:
+            self.env.forget(job_id)
         if self.on_end is not None:
             self.on_end(job_id)
 

@@ -127,6 +127,9 @@ class Job(_Answer):
     expires_at: datetime
     error: str | None
     commits: list[CommitRef]
+    env: EnvState | None = Field(
+        None, description="the dependency environment (building/ready/none/failed); null when unknown"
+    )
 
 
 class JobListQuery(_Request):

@@ -10,13 +10,14 @@ from aiohttp_sse import sse_response
 from service.api.routing import actor, answer, body, query
 from service.app_keys import JOBS
 from service.errors import InvalidRequest
-from service.models import CommitRef, Job, JobCreate, JobEvent, JobList, JobListQuery, LimitsOut
+from service.models import CommitRef, EnvState, Job, JobCreate, JobEvent, JobList, JobListQuery, LimitsOut
 from service.store import TERMINAL_STATUSES, EventRecord, JobRecord
 from service.tools.diff import diff_call, parse_diff
 
 
-def job_out(job: JobRecord) -> Job:
+def job_out(job: JobRecord, env: EnvState | None = None) -> Job:
     return Job(
+        env=env,
         id=job.id,
         status=job.status,
         tenant=job.tenant,
@@ -38,12 +39,15 @@ def job_out(job: JobRecord) -> Job:
 
 async def create_job(request: web.Request) -> web.Response:
     req = await body(request, JobCreate)
-    job = await request.app[JOBS].create(req, actor(request))
-    return answer(job_out(job), status=201)
+    service = request.app[JOBS]
+    job = await service.create(req, actor(request))
+    return answer(job_out(job, service.env_state(job.id)), status=201)
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return answer(job_out(await request.app[JOBS].get_checked(request.match_info["id"])))
+    service = request.app[JOBS]
+    job = await service.get_checked(request.match_info["id"])
+    return answer(job_out(job, service.env_state(job.id)))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -52,7 +56,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     jobs = await request.app[JOBS].list(
         actor(request), list(q.status) if q.status else None, labels or None, q.tenant, q.limit
     )
-    return answer(JobList(jobs=[job_out(j) for j in jobs]))
+    service = request.app[JOBS]
+    return answer(JobList(jobs=[job_out(j, service.env_state(j.id)) for j in jobs]))
 
 
 async def delete_job(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import secrets
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,11 @@ class Env:
 @pytest.fixture(scope="module")
 async def envs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     state_dir = tmp_path_factory.mktemp("envstate")
-    settings = Settings(state_dir=state_dir, api_tokens="t" * 20 + ":bot")
+    settings = Settings(
+        state_dir=state_dir,
+        api_tokens="t" * 20 + ":bot",
+        clone_file_roots=str(tmp_path_factory.getbasetemp()),  # the test repositories live there
+    )
     config = load_images_config(settings.images_config)
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     instance = "dy-envtest-" + secrets.token_hex(4)
@@ -416,3 +421,28 @@ async def test_a_job_prepares_its_env_and_a_later_job_of_the_same_repo_mounts_it
     finally:
         for job in (first, second):
             await envs.jobs.delete(job.id, SYSTEM)
+
+
+def test_the_job_answer_shows_its_environment(api: Any, tmp_path: Path) -> None:
+    """Through the HTTP API: the job says `building`, then `ready`, with what the policy ignored."""
+    src = repo(
+        tmp_path, {"requirements.txt": "--extra-index-url https://example.invalid/x\niniconfig==2.0.0\n"}
+    )
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run([*git, *argv], check=True)
+    r = api.post("/v1/jobs", {"clone_url": src.as_uri(), "language": "python"})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    try:
+        assert job["env"]["status"] in ("building", "ready"), job["env"]
+        for _ in range(600):
+            env = api.job(job["id"])["env"]
+            if env["status"] != "building":
+                break
+            time.sleep(0.1)
+        assert env["status"] == "ready", env
+        assert env["ecosystem"] == "python" and env["key"]
+        assert [x["kind"] for x in env["refused"]] and "example.invalid" in json.dumps(env["refused"])
+    finally:
+        api.delete(f"/v1/jobs/{job['id']}")
