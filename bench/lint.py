@@ -102,7 +102,7 @@ def main() -> int:
     token = secrets.token_hex(16)
     port = free_port()
     env = {**os.environ, "DOCKYARD_API_TOKENS": f"{token}:bot", "DOCKYARD_STATE_DIR": str(tmp / "state"),
-           "DOCKYARD_PORT": str(port)}
+           "DOCKYARD_PORT": str(port), "DOCKYARD_CLONE_FILE_ROOTS": str(tmp)}
     proc = subprocess.Popen([sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env,
                             stderr=(tmp / "service.log").open("wb"))
     base = f"http://127.0.0.1:{port}"

@@ -147,6 +147,7 @@ def main() -> int:
         **os.environ,
         "DOCKYARD_API_TOKENS": f"{token}:bot,{'a' + token}:auditor",
         "DOCKYARD_STATE_DIR": str(state),
+        "DOCKYARD_CLONE_FILE_ROOTS": str(tmp),
         "DOCKYARD_PORT": str(port),
         "DOCKYARD_HOST": "127.0.0.1",
         "DOCKYARD_MAX_JOBS": str(max(args.concurrency, 32)),

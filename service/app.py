@@ -127,7 +127,7 @@ def routes() -> list[Route]:
             body=JobCreate,
             answer=Job,
             status=201,
-            errors=(429, 502, 503),
+            errors=(413, 429, 502, 503),
         ),
         Route(
             "GET",

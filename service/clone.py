@@ -270,7 +270,7 @@ def _reason(stderr: str) -> str:
         return "ref_not_found"
     if "does not appear to be a git repository" in low or "repository not found" in low or "not found" in low:
         return "repo_not_found"
-    if "authentication" in low or "403" in low or "401" in low:
+    if "authentication" in low or "403" in low or "401" in low or "could not read username" in low:
         return "auth_failed"
     return "git_error"
 

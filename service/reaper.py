@@ -145,7 +145,7 @@ class Reaper:
         if not listed:
             return
         creating = await self.store.list_jobs(statuses=["creating"], limit=1_000_000)
-        keep = {j.id for j in creating if j.created_at.timestamp() >= self.started_at}
+        keep = {j.id for j in creating if j.created_at.timestamp() >= self.started_at - 1}
         removed = await sweep_work(root, listed, keep)
         if removed:
             log.info("work_swept", removed=removed)

@@ -45,14 +45,14 @@ def test_metrics_are_public_and_name_every_family(anon_api):
     assert not re.search(r"job_[0-9a-f]{16}", text)  # counts only: no job ids, paths or tokens
 
 
-def test_metrics_move_with_jobs_tools_and_timeouts(api, anon_api, make_job, dexec):
+def test_metrics_move_with_jobs_tools_and_timeouts(api, anon_api, make_job, dexec, tmp_path):
     before = scrape(anon_api)
     job = make_job(limits={"tool_timeout_s": 1})
     api.read(job["id"], "README.md")
     api.read(job["id"], "README.md")
     dexec.ok(job, "mkfifo /workspace/fifo")
     assert api.tool_ok(job["id"], "search", pattern="x", path="fifo")["timed_out"] is True
-    api.error(make_job.raw(make_job.body(clone_url="file:///nonexistent/repo")), 502, "clone_failed")
+    api.error(make_job.raw(make_job.body(clone_url=(tmp_path / "no-such-repo").as_uri())), 502, "clone_failed")
     during = scrape(anon_api)
     assert value(during, "dockyard_jobs_live") >= 1
     assert (
