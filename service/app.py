@@ -261,6 +261,7 @@ def routes() -> list[Route]:
 def build_app(settings: Settings) -> web.Application:
     """Validate config (raising ConfigError with a fixable message) and wire the application."""
     tokens = settings.tokens()
+    audit_keys = settings.audit_keys()
     config = load_images_config(settings.images_config)
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     table = routes()
@@ -280,7 +281,14 @@ def build_app(settings: Settings) -> web.Application:
         app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        store = await Store.open(settings.state_dir)
+        store = await Store.open(settings.state_dir, audit_keys)
+        await store.note_audit_key()
+        if audit_keys is None:
+            log.warning(
+                "audit_chain_unkeyed",
+                hint="set DOCKYARD_AUDIT_KEY_FILE (outside the state dir) so a rewrite of the state dir "
+                "cannot pass `audit verify`",
+            )
         store.on_audit = metrics.observe_audit
         instance = await asyncio.to_thread(instance_id, settings.state_dir)
         backend = DockerBackend(threads=settings.docker_threads, instance=instance)

@@ -11,6 +11,7 @@ offline on the state dir, by `dockyard audit verify`); `export_jsonl` backs `doc
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,39 @@ from pathlib import Path
 from typing import IO, Any
 
 GENESIS = "0" * 64
+
+
+def key_id(key: bytes) -> str:
+    """A key's public name: recorded on every record it authenticates, never the key itself."""
+    return hashlib.sha256(b"dockyard-audit-key:" + key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """HMAC-SHA256 keys kept OUTSIDE the state dir: the first signs, all of them verify.
+
+    Each record's MAC covers its seq and its chain hash, so whoever can rewrite the state dir but
+    not read the key file cannot forge a single record: recomputing every hash (and every
+    anchor) still leaves the MACs wrong.
+    """
+
+    current: bytes
+    known: dict[str, bytes]
+
+    @classmethod
+    def of(cls, keys: list[bytes]) -> AuditKeys:
+        return cls(keys[0], {key_id(k): k for k in keys})
+
+    @property
+    def current_id(self) -> str:
+        return key_id(self.current)
+
+    @staticmethod
+    def mac_with(key: bytes, seq: int, record_hash: str) -> str:
+        return hmac.new(key, f"{seq}:{record_hash}".encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, seq: int, record_hash: str) -> tuple[str, str]:
+        return self.current_id, self.mac_with(self.current, seq, record_hash)
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,8 @@ class AuditRecord:
     prev_hash: str
     hash: str = ""
     tenant: str | None = None
+    key_id: str | None = None  # which audit key authenticated this record (None: unkeyed)
+    mac: str | None = None  # HMAC-SHA256 over seq and hash with that key
 
     @classmethod
     def from_entry(cls, e: AuditEntry, *, seq: int, at: str, prev_hash: str) -> AuditRecord:
@@ -100,10 +136,17 @@ class AuditRecord:
     def with_hash(self, h: str) -> AuditRecord:
         return replace(self, hash=h)
 
+    def signed(self, keys: AuditKeys | None) -> AuditRecord:
+        if keys is None:
+            return self
+        kid, mac = keys.sign(self.seq, self.hash)
+        return replace(self, key_id=kid, mac=mac)
+
 
 def chain_hash(record: AuditRecord) -> str:
     body = asdict(record)
-    body.pop("hash")
+    for name in ("hash", "key_id", "mac"):  # the MAC authenticates the hash: it is not in it
+        body.pop(name)
     if body["tenant"] is None:  # records from before tenants existed keep their hashes
         body.pop("tenant")
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -125,6 +168,7 @@ class VerifyResult:
     reason: str | None = None
     head_seq: int | None = None
     head_hash: str | None = None
+    keyed: bool = False  # a key was given and every record since the first keyed one verified
 
 
 class ChainVerifier:
@@ -137,8 +181,10 @@ class ChainVerifier:
     still be there with the same hash.
     """
 
-    def __init__(self, anchors: dict[int, str] | None = None):
+    def __init__(self, anchors: dict[int, str] | None = None, keys: AuditKeys | None = None):
         self.anchors = dict(anchors or {})
+        self.keys = keys
+        self.keyed_seen = 0
         self.count = 0
         self.prev_hash = GENESIS
         self.next_seq = 1
@@ -174,6 +220,8 @@ class ChainVerifier:
         if chain_hash(record) != record.hash:
             self.broken = (seq, f"record {seq}'s content does not match its hash (altered)")
             return False
+        if self.keys is not None and not self._authentic(record):
+            return False
         anchored = self.anchors.get(seq)
         if anchored is not None and anchored != record.hash:
             self.broken = (seq, f"record {seq} differs from the hash the outcome trail recorded for it")
@@ -183,9 +231,41 @@ class ChainVerifier:
         self.next_seq = seq + 1
         return True
 
+    def _authentic(self, record: AuditRecord) -> bool:
+        """With keys: a keyed record's MAC must verify; once one did, every later one must be keyed."""
+        assert self.keys is not None
+        seq = record.seq
+        if record.mac is None or record.key_id is None:
+            if self.keyed_seen:
+                self.broken = (
+                    seq,
+                    f"record {seq} is not authenticated although earlier ones are "
+                    "(records were rewritten without the key)",
+                )
+                return False
+            return True
+        key = self.keys.known.get(record.key_id)
+        if key is None:
+            self.broken = (seq, f"record {seq} is authenticated with key {record.key_id}, not one given")
+            return False
+        if not hmac.compare_digest(AuditKeys.mac_with(key, seq, record.hash), record.mac):
+            self.broken = (
+                seq,
+                f"record {seq}'s authentication code does not match (rewritten by someone without the key)",
+            )
+            return False
+        self.keyed_seen += 1
+        return True
+
     def result(self) -> VerifyResult:
         head_seq = self.next_seq - 1 if self.count else None
         head_hash = self.prev_hash if self.count else None
+        if self.broken is None and self.keys is not None and self.count and not self.keyed_seen:
+            self.broken = (
+                1,
+                "no record is authenticated although a key is given: the log was rewritten "
+                "without the key (or the service never ran with it)",
+            )
         if self.broken is None:
             beyond = sorted(s for s in self.anchors if s >= self.next_seq)
             if beyond:
@@ -197,7 +277,8 @@ class ChainVerifier:
         if self.broken is not None:
             seq, reason = self.broken
             return VerifyResult(False, self.count, seq, reason, head_seq, head_hash)
-        return VerifyResult(True, self.count, None, None, head_seq, head_hash)
+        keyed = self.keys is not None and self.keyed_seen > 0
+        return VerifyResult(True, self.count, None, None, head_seq, head_hash, keyed)
 
 
 def open_readonly(state_dir: Path) -> sqlite3.Connection:
@@ -229,8 +310,10 @@ def iter_rows(
         last = rows[-1]["seq"]
 
 
-def verify_rows(rows: Iterable[dict[str, Any]], anchors: dict[int, str] | None = None) -> VerifyResult:
-    verifier = ChainVerifier(anchors)
+def verify_rows(
+    rows: Iterable[dict[str, Any]], anchors: dict[int, str] | None = None, keys: AuditKeys | None = None
+) -> VerifyResult:
+    verifier = ChainVerifier(anchors, keys)
     for row in rows:
         if not verifier.feed_row(row):
             break

@@ -480,6 +480,8 @@ class AuditRecordOut(_Answer):
     prev_hash: str
     hash: str
     tenant: str | None = Field(None, description="the tenant whose job (or token) this record concerns")
+    key_id: str | None = Field(None, description="the audit key that authenticated this record")
+    mac: str | None = Field(None, description="HMAC-SHA256 over seq and hash with that key")
 
 
 class AuditList(_Answer):
@@ -496,6 +498,9 @@ class AuditVerifyResult(_Answer):
     reason: str | None = None
     head_seq: int | None = None
     head_hash: str | None = None
+    keyed: bool = Field(
+        False, description="the service holds an audit key and every record since keying verified with it"
+    )
 
 
 # --- dependency environments ---------------------------------------------------------------------

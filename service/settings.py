@@ -18,6 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.audit import AuditKeys
+
 Role = Literal["bot", "auditor", "admin"]
 ROLES: tuple[Role, ...] = ("bot", "auditor", "admin")
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -123,6 +125,9 @@ class Settings(BaseSettings):
     reap_interval_s: float = Field(30, gt=0, description="how often expired jobs and orphans are reaped")
     outcome_trail: bool = Field(True, description="commit each ended job's outcome to <state_dir>/trail")
     shutdown_timeout_s: float = Field(60, ge=0, description="SIGTERM: how long in-flight requests may finish")
+    audit_key_file: Path | None = Field(
+        None, description="HMAC keys authenticating the audit chain; must live outside the state dir"
+    )
 
     # Dependency environments (service/env/; all optional).
     env_enabled: bool = Field(True, description="build a job's dependency environment from its manifests")
@@ -204,6 +209,29 @@ class Settings(BaseSettings):
         return bool(self.github_app_id) and (
             bool(self.github_app_private_key) or self.github_app_private_key_file is not None
         )
+
+    def audit_keys(self) -> AuditKeys | None:
+        """The audit chain's keys from DOCKYARD_AUDIT_KEY_FILE (first line signs; older lines verify)."""
+        path = self.audit_key_file
+        if path is None:
+            return None
+        resolved = path.expanduser().resolve()
+        if resolved == self.state_dir or self.state_dir in resolved.parents:
+            raise ConfigError(
+                "DOCKYARD_AUDIT_KEY_FILE must live outside DOCKYARD_STATE_DIR: whoever can rewrite the "
+                "state dir must not be able to read the key"
+            )
+        try:
+            lines = resolved.read_text().splitlines()
+        except OSError as e:
+            raise ConfigError(f"DOCKYARD_AUDIT_KEY_FILE: cannot read {resolved}: {e}") from e
+        keys = [ln.strip().encode() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        if not keys or any(len(k) < 32 for k in keys):
+            raise ConfigError(
+                "DOCKYARD_AUDIT_KEY_FILE: one key per line, each at least 32 characters "
+                "(e.g. `openssl rand -hex 32`); the first line signs, older keys below it verify"
+            )
+        return AuditKeys.of(keys)
 
     def host_budget(self) -> int:
         """MiB of host memory live jobs may hold in total (their memory, workspace and /tmp)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-from service.audit import AuditEntry, AuditRecord, chain_hash
+from service.audit import SYSTEM, AuditEntry, AuditKeys, AuditRecord, chain_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -69,7 +69,12 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_job ON audit(job_id, seq);
 """
 # Columns added after the first release: (table, column, type), added to older databases at open.
-MIGRATIONS = (("jobs", "tenant", "TEXT"), ("audit", "tenant", "TEXT"))
+MIGRATIONS = (
+    ("jobs", "tenant", "TEXT"),
+    ("audit", "tenant", "TEXT"),
+    ("audit", "key_id", "TEXT"),
+    ("audit", "mac", "TEXT"),
+)
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, status)",
     "CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, seq)",
@@ -153,15 +158,16 @@ def _to_column(key: str, value: Any) -> Any:
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: aiosqlite.Connection, keys: AuditKeys | None = None):
         self._db = db
+        self.keys = keys  # authenticate every new audit record (None: the chain is unkeyed)
         # One connection: writes are serialised so no statement lands inside another's transaction.
         self._write_lock = asyncio.Lock()
         # Called with each audit record once its transaction has committed (metrics).
         self.on_audit: Callable[[AuditRecord], None] | None = None
 
     @classmethod
-    async def open(cls, state_dir: Path) -> Store:
+    async def open(cls, state_dir: Path, keys: AuditKeys | None = None) -> Store:
         await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(state_dir / "dockyard.sqlite3", isolation_level=None)
         db.row_factory = aiosqlite.Row
@@ -176,7 +182,7 @@ class Store:
                 await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         for sql in INDEXES:
             await db.execute(sql)
-        return cls(db)
+        return cls(db, keys)
 
     async def close(self) -> None:
         await self._db.close()
@@ -211,7 +217,7 @@ class Store:
             if row is not None and row["tenant"]:
                 entry = replace(entry, tenant=row["tenant"])
         record = AuditRecord.from_entry(entry, seq=seq, at=_ts(now()), prev_hash=prev)
-        record = record.with_hash(chain_hash(record))
+        record = record.with_hash(chain_hash(record)).signed(self.keys)
         cols = asdict(record)
         cols["argv"] = json.dumps(cols["argv"]) if cols["argv"] is not None else None
         cols["details"] = json.dumps(cols["details"], sort_keys=True)
@@ -375,6 +381,28 @@ class Store:
         async with self._db.execute(sql, params) as cur:
             rows = await cur.fetchall()
         return [AuditRecord.from_row(dict(r)) for r in rows]
+
+    async def note_audit_key(self) -> None:
+        """Record in the chain itself when its key starts, changes (rotation) or goes away."""
+        any_record, last = await self.last_key_id()
+        current = self.keys.current_id if self.keys is not None else None
+        if current == last or (current is None and not any_record):
+            return
+        outcome = "unkeyed" if current is None else ("rotated" if last else "keyed")
+        await self.audit(
+            AuditEntry(
+                actor=SYSTEM,
+                action="audit.key",
+                outcome=outcome,
+                details={"key_id": current, "previous_key_id": last},
+            )
+        )
+
+    async def last_key_id(self) -> tuple[bool, str | None]:
+        """(any record at all, the key id of the newest record)."""
+        async with self._db.execute("SELECT key_id FROM audit ORDER BY seq DESC LIMIT 1") as cur:
+            row = await cur.fetchone()
+        return (row is not None, row["key_id"] if row is not None else None)
 
     async def audit_rows(self, *, after: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
         """Raw stored rows in seq order (for verification: an altered row must not stop the read)."""

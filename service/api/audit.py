@@ -43,7 +43,7 @@ async def verify_audit(request: web.Request) -> web.Response:
     store = request.app[JOBS].store
     trail = request.app.get(TRAIL)
     anchors = await asyncio.to_thread(read_anchors, trail.root) if trail is not None else {}
-    verifier = ChainVerifier(anchors)
+    verifier = ChainVerifier(anchors, store.keys)
     after = 0
     while True:
         rows = await store.audit_rows(after=after, limit=BATCH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -29,15 +30,27 @@ async def _present(request: web.Request) -> dict[str, bool] | None:
     return dict(zip(tags, found, strict=True))
 
 
+def _audit_state(request: web.Request) -> str:
+    if request.app[JOBS].store.keys is not None:
+        return "keyed"
+    return "unkeyed: records are hash-chained but not authenticated (set DOCKYARD_AUDIT_KEY_FILE)"
+
+
 async def readyz(request: web.Request) -> web.Response:
     present = await _present(request)
     state = request.app[JOBS].images
     if present is None:
-        return answer(Health(status="unavailable", checks={"docker": "unreachable"}), status=503)
+        away: dict[str, Any] = {"docker": "unreachable", "audit": _audit_state(request)}
+        return answer(Health(status="unavailable", checks=away), status=503)
     missing = sorted(name for name, img in state.images.items() if not present[img.tag])
     default_image = state.config.languages[state.config.default_language].image
     ok = default_image not in missing
-    checks = {"docker": "ok", "config": "ok", "missing_images": missing}
+    checks: dict[str, Any] = {
+        "docker": "ok",
+        "config": "ok",
+        "missing_images": missing,
+        "audit": _audit_state(request),
+    }
     if missing:
         checks["hint"] = "run `dockyard images build`"
     return answer(Health(status="ok" if ok else "unavailable", checks=checks), status=200 if ok else 503)
