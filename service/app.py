@@ -154,7 +154,7 @@ def routes() -> list[Route]:
             "The job's events (server-sent events)",
             READERS,
             media_type="text/event-stream",
-            errors=(404,),
+            errors=(404, 429),
         ),
         Route(
             "GET",

@@ -107,6 +107,10 @@ class TooManyJobs(DockyardError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class TooManyStreams(TooManyJobs):
+    code = "too_many_streams"
+
+
 class CloneFailed(DockyardError):
     status = 502
     code = "clone_failed"

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     outcome_trail: bool = Field(True, description="commit each ended job's outcome to <state_dir>/trail")
     shutdown_timeout_s: float = Field(60, ge=0, description="SIGTERM: how long in-flight requests may finish")
 
+    # Server-sent events (GET /v1/jobs/{id}/events; all optional).
+    sse_replay_max: int = Field(1000, ge=1, description="past events replayed at most (the newest)")
+    sse_max_streams: int = Field(256, ge=1, description="open event streams, all jobs (then 429)")
+    sse_max_streams_per_job: int = Field(16, ge=1, description="open event streams per job (then 429)")
+    sse_ping_interval_s: float = Field(15, gt=0, description="keep-alive comment on an idle stream")
+
     @field_validator("state_dir", "images_config")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
