@@ -46,7 +46,7 @@ def test_integer_under_the_parser_limit_but_over_any_field_is_400(api, job):
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_constants_are_400(api, make_job, constant):
-    body = json.dumps(make_job.body()).replace("}", ', "limits": {"cpus": %s}}' % constant)
+    body = json.dumps(make_job.body()).replace("}", ', "limits": {"cpus": ' + constant + "}}")
     err = api.error(_raw(api, "/v1/jobs", body), 400, "invalid_request")
     assert "not valid JSON" in err["message"]
 
