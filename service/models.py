@@ -46,11 +46,13 @@ def _check_path(value: str) -> str:
     return value
 
 
+NO_NUL = "^[^\\x00]*$"  # JSON Schema's words for "no NUL character" (the validators' own rule)
+
 RepoPath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_PATH),
     AfterValidator(_check_path),
-    Field(description="repository-relative POSIX path"),
+    Field(description="repository-relative POSIX path", json_schema_extra={"pattern": NO_NUL}),
 ]
 
 
@@ -99,17 +101,25 @@ class LimitsOut(_Answer):
 
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+MAX_LABELS = 32
+MAX_LABEL_VALUE = 256
+# What `_check_labels` enforces, in JSON Schema's words.
+_LABELS_SCHEMA: dict[str, Any] = {
+    "maxProperties": MAX_LABELS,
+    "propertyNames": {"pattern": r"^(?!dockyard\.)" + _LABEL_KEY.pattern[1:]},
+    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE, "pattern": NO_NUL},
+}
 
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > 32:
-        raise ValueError("at most 32 labels")
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
     for k, v in value.items():
-        if not _LABEL_KEY.match(k):
+        if not _LABEL_KEY.fullmatch(k):
             raise ValueError(f"label key {k!r}: use letters, digits, '.', '_', '-', '/' (at most 63)")
         if k.startswith("dockyard."):
             raise ValueError(f"label key {k!r}: the dockyard. prefix is reserved")
-        if len(v) > 256 or "\x00" in v:
+        if len(v) > MAX_LABEL_VALUE or "\x00" in v:
             raise ValueError(f"label {k!r}: values are at most 256 characters, no NUL")
     return value
 
@@ -139,7 +149,9 @@ class JobCreate(_Request):
     language: Annotated[str, StringConstraints(max_length=64)] | None = None
     limits: LimitsRequest | None = None
     ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
-    labels: Annotated[dict[str, str], AfterValidator(_check_labels)] = Field(default_factory=dict)
+    labels: Annotated[dict[str, str], AfterValidator(_check_labels)] = Field(
+        default_factory=dict, json_schema_extra=_LABELS_SCHEMA
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> JobCreate:
@@ -425,7 +437,15 @@ def _check_branch(value: str) -> str:
     return value
 
 
-BranchName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_branch)]
+# What `_check_branch` enforces, in JSON Schema's words.
+_BRANCH_PATTERN = r"^(?![/.-])(?!.*(?:\.\.|//|/\.))(?!.*(?:[/.]|\.lock)$)[A-Za-z0-9._/+-]+$"
+
+BranchName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_check_branch),
+    Field(json_schema_extra={"pattern": _BRANCH_PATTERN}),
+]
 
 
 class PullRequestRequest(_Request):

@@ -84,11 +84,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _number(text: str) -> float | int:
+    """JSON (and JSON Schema) has one kind of number: 5.0 is the integer 5, as strict validation
+    of an integer field needs it; a number field takes an int as it is."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def _parse_json(raw: bytes) -> Any:
     """JSON as RFC 8259 has it (no NaN/Infinity); depth and number size stay within the parser's
     limits or the body is refused, never a 500."""
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_number)
     except RecursionError:
         raise InvalidRequest("the request body is nested too deeply", {"reason": "too_deep"}) from None
     except (UnicodeDecodeError, ValueError) as e:
@@ -185,8 +192,8 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
             op["parameters"] = params
         if r.body is not None:
             op["requestBody"] = {
-                # an empty body is read as {}: required only when the model has required fields
-                "required": any(f.is_required() for f in r.body.model_fields.values()),
+                # an empty body is read as {}: required unless the model takes {}
+                "required": not _takes_empty(r.body),
                 "content": {"application/json": {"schema": ref(r.body, mode_of[r.body])}},
             }
         responses: dict[str, Any] = {}
@@ -218,6 +225,14 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def _takes_empty(model: type[BaseModel]) -> bool:
+    try:
+        model.model_validate({}, strict=True)
+    except ValidationError:
+        return False
+    return True
 
 
 def _implied_errors(r: Route) -> set[int]:
