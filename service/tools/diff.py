@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from service.errors import PayloadTooLarge, SandboxFailed
+from service.errors import SandboxFailed
 from service.models import DiffFile, DiffResult, DiffStats
 from service.sandbox.backend import ExecResult
 from service.tools.protocol import TOOL, ToolCall, interrupted, split_header
@@ -127,14 +127,11 @@ def blobs_call(shas: list[str]) -> ToolCall:
 
 
 def parse_blobs(result: ExecResult) -> dict[str, bytes]:
-    if result.output_truncated:  # the caller's changes are bigger than one exec may answer
-        raise PayloadTooLarge(
-            f"the changed files are over the {len(result.stdout)}-byte output cap of one read",
-            {"cap_bytes": len(result.stdout)},
-        )
-    if result.exit_code != 0 or result.timed_out:
+    if result.exit_code != 0 or result.output_truncated or result.timed_out:
         raise SandboxFailed(
-            "could not read the changed files from the sandbox", {"exit_code": result.exit_code}
+            "could not read the changed files from the sandbox"
+            + (" (over the output cap)" if result.output_truncated else ""),
+            {"exit_code": result.exit_code},
         )
     blobs: dict[str, bytes] = {}
     data, pos = result.stdout, 0
