@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 MAX_PATH = 4096
 INT_MAX = 2**31 - 1  # the largest integer any request field takes (the spec says so, too)
+SEQ_MAX = 2**63 - 1  # a store sequence number (SQLite's INTEGER) at most
 
 JobStatus = Literal["creating", "ready", "destroyed", "failed"]
 
@@ -505,7 +506,7 @@ class AuditQuery(_Request):
         None, description="a dotted action (tool.read_file); a trailing * matches a prefix (tool.*)"
     )
     since: datetime | None = Field(None, description="RFC 3339: records at or after this time")
-    after: int = Field(0, ge=0, description="page cursor: records with seq greater than this")
+    after: int = Field(0, ge=0, le=SEQ_MAX, description="page cursor: records with seq greater than this")
     limit: int = Field(100, ge=1, le=1000)
 
 

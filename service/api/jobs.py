@@ -16,7 +16,7 @@ from service.app_keys import JOBS
 from service.errors import InvalidRequest, TooManyStreams
 from service.jobs import JobService
 from service.logging import get_logger
-from service.models import CommitRef, Job, JobCreate, JobEvent, JobList, JobListQuery, LimitsOut
+from service.models import SEQ_MAX, CommitRef, Job, JobCreate, JobEvent, JobList, JobListQuery, LimitsOut
 from service.settings import Settings
 from service.store import TERMINAL_STATUSES, EventRecord, JobRecord
 from service.tools.diff import diff_call, parse_diff
@@ -140,7 +140,9 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     try:
         last = int(request.headers.get("Last-Event-ID", "0") or 0)
     except ValueError:
-        raise InvalidRequest("Last-Event-ID must be an event's seq (an integer)", {}) from None
+        last = -1
+    if not 0 <= last <= SEQ_MAX:
+        raise InvalidRequest("Last-Event-ID must be an event's seq (an integer from 0)", {})
     with _STREAMS.setdefault(service, _Streams()).slot(job.id, settings):
         queue = service.hub.subscribe(job.id)  # before the replay: nothing falls between the two
         sse = EventSourceResponse(ping_interval=settings.sse_ping_interval_s)

@@ -63,7 +63,6 @@ class ManagedVolume:
     labels: dict[str, str]
 
 
-
 def _require_image(client: docker.DockerClient, image: str) -> None:
     try:
         client.images.get(image)

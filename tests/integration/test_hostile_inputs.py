@@ -209,3 +209,12 @@ def test_tool_calls_racing_the_delete_are_409_or_404_never_500(api, make_job):
 def test_sse_last_event_id_with_5000_digits_is_400(api, job):
     r = api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "9" * 5000}, timeout=30)
     api.error(r, 400, "invalid_request")
+
+
+def test_sse_last_event_id_past_the_store_is_400(api, job):
+    r = api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "9" * 30}, timeout=30)
+    api.error(r, 400, "invalid_request")
+
+
+def test_audit_cursor_past_the_store_is_400(auditor_api):
+    auditor_api.error(auditor_api.get("/v1/audit", params={"after": "9" * 30}), 400, "invalid_request")
