@@ -6,6 +6,7 @@ document calls valid that the service refuses (or the other way round)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.docker
 POSITIVE_EXAMPLES = 25
 NEGATIVE_EXAMPLES = 12
 CREATE_EXAMPLES = 8  # each valid POST /v1/jobs starts a real box
+COVERAGE_CASES = 40
 SEED = 20261201
 
 
@@ -138,6 +140,22 @@ def test_the_openapi_document_holds(service: Service, api: Api, make_job: JobFac
                     assert mode is GenerationMode.NEGATIVE, label  # no parameter to get wrong
                 except (Exception, FailureGroup) as e:  # every operation is tried, all failures reported
                     failures.append(f"{label} [{mode.value}]: {e}"[:3000])
+            # The coverage phase: boundary values, each constraint just met and just missed,
+            # missing required parts, methods the route does not take.
+            cases = schema.iter_coverage_cases(
+                op,
+                generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                generation_config=schema.config.generation_for(operation=op, phase="coverage"),
+            )
+            for case in itertools.islice(cases, COVERAGE_CASES):
+                if path_parameters:
+                    case.path_parameters = dict(path_parameters)
+                if label == "POST /v1/jobs":
+                    case = pinned_source(case)
+                try:
+                    check(case)
+                except (Exception, FailureGroup) as e:
+                    failures.append(f"{label} [coverage]: {e}"[:3000])
     finally:
         for job_id in created:
             with contextlib.suppress(Exception):
