@@ -163,7 +163,7 @@ def routes() -> list[Route]:
             "The container's own log",
             AUDITOR,
             media_type="text/plain",
-            errors=(404,),
+            errors=(404, 503),
         ),
         Route(
             "GET",
