@@ -218,3 +218,9 @@ def test_sse_last_event_id_past_the_store_is_400(api, job):
 
 def test_audit_cursor_past_the_store_is_400(auditor_api):
     auditor_api.error(auditor_api.get("/v1/audit", params={"after": "9" * 30}), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("path", ["README.md/a/b", "src/app.py/x/y/z", "link_in/deeper/x"])
+def test_writing_below_a_file_is_not_a_directory(api, job, path):
+    api.error(api.tool(job["id"], "write_file", path=path, content="x"), 400, "not_a_directory")
+    assert api.read(job["id"], "README.md")["content"].startswith("# fixture")
