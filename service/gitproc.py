@@ -32,7 +32,9 @@ def base_env(home: Path) -> dict[str, str]:
     }
 
 
-async def run_git(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float) -> GitOutput:
+async def run_git(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float
+) -> GitOutput:
     """`git <SAFE_CONFIG> <args>`; raises TimeoutError (the process killed) past `timeout_s`."""
     proc = await asyncio.create_subprocess_exec(
         "git",

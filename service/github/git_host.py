@@ -388,3 +388,5 @@ def _text(data: bytes) -> str | None:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+

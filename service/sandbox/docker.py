@@ -63,6 +63,7 @@ class ManagedVolume:
     labels: dict[str, str]
 
 
+
 def _require_image(client: docker.DockerClient, image: str) -> None:
     try:
         client.images.get(image)
