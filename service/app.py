@@ -155,7 +155,7 @@ def routes() -> list[Route]:
             "The job's events (server-sent events)",
             READERS,
             media_type="text/event-stream",
-            errors=(404,),
+            errors=(404, 429),
         ),
         Route(
             "GET",
@@ -164,7 +164,7 @@ def routes() -> list[Route]:
             "The container's own log",
             AUDITOR,
             media_type="text/plain",
-            errors=(404,),
+            errors=(404, 503),
         ),
         Route(
             "GET",

@@ -125,6 +125,10 @@ class HostCapacity(TooManyRequests):
     code = "host_capacity_exhausted"
 
 
+class TooManyStreams(TooManyRequests):
+    code = "too_many_streams"
+
+
 class CloneFailed(DockyardError):
     status = 502
     code = "clone_failed"

@@ -21,12 +21,14 @@ from service.clone import CloneCaps, build_tar, clone, detect_language, remove_t
 from service.clone_policy import redact_url, vet_clone_url
 from service.errors import (
     CloneSourceForbidden,
+    DockerUnavailable,
     DockyardError,
     GitHubNotConfigured,
     HostCapacity,
     InvalidRequest,
     JobNotFound,
     JobNotReady,
+    SandboxFailed,
     TooManyJobs,
 )
 from service.events import EventHub
@@ -531,10 +533,7 @@ class JobService:
     async def ready_job(self, job_id: str) -> JobRecord:
         job = await self.get(job_id)
         if job.status != "ready" or not job.container_id:
-            raise JobNotReady(
-                f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""),
-                {"job_id": job_id, "status": job.status},
-            )
+            raise self._not_ready(job)
         return job
 
     @staticmethod
@@ -569,13 +568,13 @@ class JobService:
                     details={**self._path(call), "error": e.message},
                 )
             )
-            if not isinstance(e, SandboxGone):
-                raise
-            job = await self._mark_vanished(job)  # or it ended meanwhile (deleted, reaped)
-            raise JobNotReady(
-                f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""),
-                {"job_id": job_id, "status": job.status},
-            ) from e
+            if isinstance(e, SandboxGone):
+                raise self._not_ready(await self._mark_vanished(job)) from e  # or it ended meanwhile
+            if isinstance(e, (SandboxFailed, DockerUnavailable)):
+                ended = await self._ended_meanwhile(job)
+                if ended is not None:
+                    raise self._not_ready(ended) from e
+            raise
         details = self._path(call)
         outcome = result.outcome
         error: DockyardError | None = None
@@ -583,8 +582,11 @@ class JobService:
             parsed = parse(result)
         except DockyardError as e:
             error = e
-            outcome = e.code
-            details["error"] = e.message
+            if isinstance(e, SandboxFailed):  # a box killed under the exec (a delete racing it)
+                ended = await self._ended_meanwhile(job)
+                error = self._not_ready(ended) if ended is not None else e
+            outcome = error.code
+            details["error"] = error.message
         await self.store.audit(
             AuditEntry(
                 actor=actor,
@@ -608,6 +610,31 @@ class JobService:
         if error is not None:
             raise error
         return parsed
+
+    @staticmethod
+    def _not_ready(job: JobRecord) -> JobNotReady:
+        return JobNotReady(
+            f"job {job.id} is {job.status}" + (f": {job.error}" if job.error else ""),
+            {"job_id": job.id, "status": job.status},
+        )
+
+    async def _ended_meanwhile(self, job: JobRecord) -> JobRecord | None:
+        """After an exec failed: the job as it is once an end in flight (delete, reap) has
+        settled, when it is no longer ready or its box is gone; None when the job is still ready
+        with its box running (the failure is the box's own)."""
+        lock = self._job_locks.get(job.id)
+        if lock is not None and lock.locked():
+            async with lock:
+                pass
+        fresh = await self.get(job.id)
+        if fresh.status != "ready" or not fresh.container_id:
+            return fresh
+        try:
+            if await self.backend.is_running(fresh.container_id):
+                return None
+        except DockyardError:
+            return None  # the engine is away: the original error says more
+        return await self._mark_vanished(fresh)
 
     async def _mark_vanished(self, job: JobRecord) -> JobRecord:
         async with self._lock(job.id):

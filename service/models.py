@@ -7,24 +7,53 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_PATH = 4096
+INT_MAX = 2**31 - 1  # the largest integer any request field takes (the spec says so, too)
+SEQ_MAX = 2**63 - 1  # a store sequence number (SQLite's INTEGER) at most
 
 JobStatus = Literal["creating", "ready", "destroyed", "failed"]
+
+
+NAME_MAX = 255  # bytes per path component: the kernel refuses longer names (ENAMETOOLONG)
+_HFS_IGNORABLE = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+_GIT_NAME = re.compile(r"^(?:\.git|git~1)[. ]*$|^\.git[. ]*:")
+
+
+def is_git_name(component: str) -> bool:
+    """A name git refuses to track (`verify_path`): `.git` in any case, with the trailing dots and
+    spaces NTFS drops, its 8.3 alias, an NTFS stream, or HFS+'s ignorable code points inside.
+    The in-box helper refuses the same names."""
+    return bool(_GIT_NAME.match(_HFS_IGNORABLE.sub("", component).lower()))
 
 
 def _check_path(value: str) -> str:
     if "\x00" in value:
         raise ValueError("paths may not contain NUL bytes")
+    for part in value.split("/"):
+        if is_git_name(part):
+            raise PydanticCustomError(
+                "path_outside_workspace", "the .git folder is not accessible: {path}", {"path": value}
+            )
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > NAME_MAX:
+            raise PydanticCustomError(
+                "name_too_long",
+                "a path component is {size} bytes, over the {max_bytes}-byte limit",
+                {"size": size, "max_bytes": NAME_MAX},
+            )
     return value
 
+
+NO_NUL = "^[^\\x00]*$"  # JSON Schema's words for "no NUL character" (the validators' own rule)
 
 RepoPath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_PATH),
     AfterValidator(_check_path),
-    Field(description="repository-relative POSIX path"),
+    Field(description="repository-relative POSIX path", json_schema_extra={"pattern": NO_NUL}),
 ]
 
 
@@ -53,13 +82,13 @@ class ErrorResponse(_Answer):
 
 
 class LimitsRequest(_Request):
-    memory_mb: int | None = Field(None, ge=16)
-    cpus: float | None = Field(None, gt=0)
-    pids: int | None = Field(None, ge=16)
-    disk_mb: int | None = Field(None, ge=16)
-    tool_timeout_s: int | None = Field(None, ge=1)
-    lint_timeout_s: int | None = Field(None, ge=1)
-    output_cap_kb: int | None = Field(None, ge=16)
+    memory_mb: int | None = Field(None, ge=16, le=INT_MAX)
+    cpus: float | None = Field(None, gt=0, le=4096)
+    pids: int | None = Field(None, ge=16, le=INT_MAX)
+    disk_mb: int | None = Field(None, ge=16, le=INT_MAX)
+    tool_timeout_s: int | None = Field(None, ge=1, le=INT_MAX)
+    lint_timeout_s: int | None = Field(None, ge=1, le=INT_MAX)
+    output_cap_kb: int | None = Field(None, ge=16, le=INT_MAX)
 
 
 class LimitsOut(_Answer):
@@ -73,22 +102,41 @@ class LimitsOut(_Answer):
 
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+MAX_LABELS = 32
+MAX_LABEL_VALUE = 256
+# What `_check_labels` enforces, in JSON Schema's words.
+_LABELS_SCHEMA: dict[str, Any] = {
+    "maxProperties": MAX_LABELS,
+    "propertyNames": {"pattern": r"^(?!dockyard\.)" + _LABEL_KEY.pattern[1:]},
+    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE, "pattern": NO_NUL},
+}
 
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > 32:
-        raise ValueError("at most 32 labels")
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
     for k, v in value.items():
-        if not _LABEL_KEY.match(k):
+        if not _LABEL_KEY.fullmatch(k):
             raise ValueError(f"label key {k!r}: use letters, digits, '.', '_', '-', '/' (at most 63)")
         if k.startswith("dockyard."):
             raise ValueError(f"label key {k!r}: the dockyard. prefix is reserved")
-        if len(v) > 256 or "\x00" in v:
+        if len(v) > MAX_LABEL_VALUE or "\x00" in v:
             raise ValueError(f"label {k!r}: values are at most 256 characters, no NUL")
     return value
 
 
+# JobCreate takes exactly one source: `repo` or `clone_url` (the other absent or null).
+_ONE_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {"required": [given], "properties": {given: {"type": "string"}, other: {"type": "null"}}}
+        for given, other in (("repo", "clone_url"), ("clone_url", "repo"))
+    ]
+}
+
+
 class JobCreate(_Request):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
+
     repo: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)] | None
     ) = Field(None, description="GitHub owner/name")
@@ -102,7 +150,15 @@ class JobCreate(_Request):
     language: Annotated[str, StringConstraints(max_length=64)] | None = None
     limits: LimitsRequest | None = None
     ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
-    labels: Annotated[dict[str, str], AfterValidator(_check_labels)] = Field(default_factory=dict)
+    labels: Annotated[dict[str, str], AfterValidator(_check_labels)] = Field(
+        default_factory=dict, json_schema_extra=_LABELS_SCHEMA
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobCreate:
+        if (self.repo is None) == (self.clone_url is None):
+            raise ValueError("give exactly one of repo (owner/name) and clone_url")
+        return self
 
 
 class CommitRef(_Answer):
@@ -167,8 +223,8 @@ class _ExecAnswer(_Answer):
 
 class ReadFileRequest(_Request):
     path: RepoPath
-    start_line: int = Field(1, ge=1)
-    end_line: int | None = Field(None, ge=1)
+    start_line: int = Field(1, ge=1, le=INT_MAX)
+    end_line: int | None = Field(None, ge=1, le=INT_MAX)
     numbered: bool = False
 
 
@@ -389,7 +445,15 @@ def _check_branch(value: str) -> str:
     return value
 
 
-BranchName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_branch)]
+# What `_check_branch` enforces, in JSON Schema's words.
+_BRANCH_PATTERN = r"^(?![/.-])(?!.*(?:\.\.|//|/\.))(?!.*(?:[/.]|\.lock)$)[A-Za-z0-9._/+-]+$"
+
+BranchName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_check_branch),
+    Field(json_schema_extra={"pattern": _BRANCH_PATTERN}),
+]
 
 
 class PullRequestRequest(_Request):
@@ -456,7 +520,7 @@ class AuditQuery(_Request):
     path: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
         None, description="only records of tools that touched this repo-relative path"
     )
-    after: int = Field(0, ge=0, description="page cursor: records with seq greater than this")
+    after: int = Field(0, ge=0, le=SEQ_MAX, description="page cursor: records with seq greater than this")
     limit: int = Field(100, ge=1, le=1000)
 
 

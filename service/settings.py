@@ -143,6 +143,12 @@ class Settings(BaseSettings):
         description="CA bundle trusted by fetch boxes (PIP_CERT, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE)",
     )
 
+    # Server-sent events (GET /v1/jobs/{id}/events; all optional).
+    sse_replay_max: int = Field(1000, ge=1, description="past events replayed at most (the newest)")
+    sse_max_streams: int = Field(256, ge=1, description="open event streams, all jobs (then 429)")
+    sse_max_streams_per_job: int = Field(16, ge=1, description="open event streams per job (then 429)")
+    sse_ping_interval_s: float = Field(15, gt=0, description="keep-alive comment on an idle stream")
+
     @field_validator("state_dir", "images_config")
     @classmethod
     def _absolute(cls, v: Path) -> Path:

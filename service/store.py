@@ -309,10 +309,16 @@ class Store:
             await cur.close()
         return EventRecord(seq, job_id, at, type_, data)
 
-    async def list_events(self, job_id: str, after_seq: int = 0) -> list[EventRecord]:
-        async with self._db.execute(
-            "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after_seq)
-        ) as cur:
+    async def list_events(
+        self, job_id: str, after_seq: int = 0, *, newest: int | None = None
+    ) -> list[EventRecord]:
+        """The job's events after `after_seq` in seq order; `newest`: only the last that many."""
+        sql = "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq"
+        params: tuple[Any, ...] = (job_id, after_seq)
+        if newest is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY seq"
+            params = (*params, newest)
+        async with self._db.execute(sql, params) as cur:
             rows = await cur.fetchall()
         return [
             EventRecord(r["seq"], r["job_id"], _dt(r["at"]), r["type"], json.loads(r["data"])) for r in rows

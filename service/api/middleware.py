@@ -79,6 +79,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = error_response(
             e.status, code, message, details, {k: v for k, v in e.headers.items() if k == "Allow"}
         )
+    except ConnectionResetError:  # the client left before its answer was written: nothing to answer
+        log.debug("client_left", path=request.path, method=request.method)
+        raise
     except Exception:
         log.exception("internal_error", path=request.path, method=request.method)
         response = error_response(

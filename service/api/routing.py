@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from service.audit import Actor
-from service.errors import InvalidRequest, PayloadTooLarge
+from service.errors import InvalidRequest, PathOutsideWorkspace, PayloadTooLarge
 from service.models import ErrorResponse
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,19 +69,53 @@ async def body(request: web.Request, model: type[M]) -> M:
     if request.content_length is not None and request.content_length > max_size:
         raise PayloadTooLarge(f"the request body is over the {max_size}-byte cap", {"cap_bytes": max_size})
     raw = await request.read()
-    if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InvalidRequest(f"the request body is not valid JSON: {e}", {}) from e
+    data = _parse_json(raw) if raw.strip() else {}
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object", {})
     try:
-        return model.model_validate(data)
+        # Strict: a boolean is true/false and an integer is a JSON integer, as the schema says (no
+        # 0/1 or "5"); only JSON-natural conversions remain (an integer where a number is asked).
+        return model.model_validate(data, strict=True)
     except ValidationError as e:
-        raise InvalidRequest(f"invalid request: {_summary(e)}", _validation_details(e)) from e
+        raise _invalid(e, "invalid request") from e
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _number(text: str) -> float | int:
+    """JSON (and JSON Schema) has one kind of number: 5.0 is the integer 5, as strict validation
+    of an integer field needs it; a number field takes an int as it is."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _parse_json(raw: bytes) -> Any:
+    """JSON as RFC 8259 has it (no NaN/Infinity); depth and number size stay within the parser's
+    limits or the body is refused, never a 500."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_number)
+    except RecursionError:
+        raise InvalidRequest("the request body is nested too deeply", {"reason": "too_deep"}) from None
+    except (UnicodeDecodeError, ValueError) as e:
+        # ValueError also covers an integer past Python's digit limit and NaN/Infinity.
+        message = str(e).split(";")[0][:300]
+        raise InvalidRequest(f"the request body is not valid JSON: {message}", {}) from None
+
+
+# Validation errors a model raises with a contract code of their own (see service.models).
+_CODED: dict[str, type[InvalidRequest]] = {"path_outside_workspace": PathOutsideWorkspace}
+
+
+def _invalid(e: ValidationError, what: str) -> InvalidRequest:
+    details = _validation_details(e)
+    for err in e.errors():
+        if err["type"] in _CODED:
+            return _CODED[err["type"]](f"{what}: {_summary(e)}", details)
+        if err["type"] == "name_too_long":
+            return InvalidRequest(f"{what}: {_summary(e)}", {**details, "reason": "name_too_long"})
+    return InvalidRequest(f"{what}: {_summary(e)}", details)
 
 
 def query(request: web.Request, model: type[M]) -> M:
@@ -94,7 +128,7 @@ def query(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        raise InvalidRequest(f"invalid query: {_summary(e)}", _validation_details(e)) from e
+        raise _invalid(e, "invalid query") from e
 
 
 def answer(model: BaseModel, status: int = 200) -> web.Response:
@@ -110,7 +144,7 @@ _STATUS_TEXT = {
     404: "Not found",
     409: "State conflict",
     413: "Payload too large",
-    429: "Too many jobs",
+    429: "Over a cap (live jobs, concurrent calls or streams): retry after Retry-After seconds",
     502: "Git host failed",
     503: "Docker engine unreachable",
 }
@@ -158,7 +192,8 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
             op["parameters"] = params
         if r.body is not None:
             op["requestBody"] = {
-                "required": True,
+                # an empty body is read as {}: required unless the model takes {}
+                "required": not _takes_empty(r.body),
                 "content": {"application/json": {"schema": ref(r.body, mode_of[r.body])}},
             }
         responses: dict[str, Any] = {}
@@ -172,9 +207,7 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
                 "description": "OK",
                 **({"content": {r.media_type: {}}} if r.status != 204 else {}),
             }
-        error_statuses = set(r.errors) | ({400} if r.body is not None or r.query is not None else set())
-        if r.roles is not None:
-            error_statuses |= {401, 403}
+        error_statuses = set(r.errors) | _implied_errors(r)
         for status in sorted(error_statuses):
             responses[str(status)] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
@@ -192,6 +225,30 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def _takes_empty(model: type[BaseModel]) -> bool:
+    try:
+        model.model_validate({}, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+def _implied_errors(r: Route) -> set[int]:
+    """The statuses every route of a kind can answer, whatever its handler does: 400 for a bad
+    parameter or body, 413 for a body over the cap, 404 for a job id that names no job (or another
+    tenant's), 401/403 for a missing token or a role that may not call it."""
+    statuses: set[int] = set()
+    if r.body is not None or r.query is not None or _path_params(r.path):
+        statuses.add(400)
+    if r.body is not None:
+        statuses.add(413)
+    if "{id}" in r.path:
+        statuses.add(404)
+    if r.roles is not None:
+        statuses |= {401, 403}
+    return statuses
 
 
 def _path_params(path: str) -> list[str]:

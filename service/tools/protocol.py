@@ -49,7 +49,9 @@ def refusal(result: ExecResult) -> DockyardError | None:
     if result.exit_code != REFUSED_EXIT:
         return None
     try:
-        body = json.loads(result.stderr.decode("utf-8", "replace").strip().splitlines()[-1])
+        # the last line, split at "\n" only: str.splitlines() also splits inside a path holding
+        # U+0085, U+2028 or the like
+        body = json.loads(result.stderr.decode("utf-8", "replace").strip().split("\n")[-1])
         code, message, details = str(body["code"]), str(body["message"]), dict(body.get("details") or {})
     except (ValueError, KeyError, IndexError, TypeError):
         return SandboxFailed(

@@ -45,10 +45,19 @@ def parse_search(req: SearchRequest, result: ExecResult) -> SearchResult:
     if err is not None:
         raise err
     stderr = result.stderr.decode("utf-8", "replace")
-    if result.exit_code == 2 and ("regex parse error" in stderr or "error parsing regex" in stderr.lower()):
-        raise InvalidPattern(f"invalid regular expression: {stderr.strip()[-500:]}", {"pattern": req.pattern})
-    if result.exit_code == 2 and "glob" in stderr.lower() and "error" in stderr.lower():
+    low = stderr.lower()
+    # Exit 2 with no summary on stdout: ripgrep searched nothing, it refused its arguments (an
+    # unreadable file mid-search is exit 2 too, but after a summary: that is a result).
+    refused = result.exit_code == 2 and b'"type":"summary"' not in result.stdout and not result.timed_out
+    if refused and "glob" in low and "error" in low:
         raise InvalidRequest(f"invalid glob: {stderr.strip()[-500:]}", {"glob": req.glob})
+    if refused and any(k in low for k in ("regex", "size limit", "pattern")):
+        raise InvalidPattern(f"invalid regular expression: {stderr.strip()[-500:]}", {"pattern": req.pattern})
+    if refused:
+        raise SandboxFailed(
+            f"ripgrep refused the search: {stderr.strip()[-500:]}",
+            {"stderr": stderr[-2000:]},
+        )
     if result.exit_code not in (0, 1, 2) and not (result.timed_out or result.output_truncated):
         raise SandboxFailed(f"ripgrep failed (exit {result.exit_code})", {"stderr": stderr[-2000:]})
 
