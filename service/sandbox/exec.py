@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker.errors
 from docker import APIClient
@@ -24,6 +24,9 @@ from service.sandbox.backend import ExecResult
 
 GRACE_S = 2.0
 STDERR_CAP = 64 * 1024
+STDIN_CHUNK = 1 << 20  # a streamed stdin (a file) is sent this much at a time, never read whole
+
+Stdin = bytes | BinaryIO | None
 KILL_ARGV = ["dockyard-tool", "kill"]
 
 
@@ -58,16 +61,47 @@ class Pumped:
     bytes_out: int
     truncated: bool
     deadline_passed: bool
+    bytes_in: int = 0
+
+
+class _Feeder(threading.Thread):
+    """Streams a file into the exec's stdin in chunks, then half-closes, while the caller reads.
+
+    Writing and reading at once means a command that talks while it reads (tar's errors) never
+    deadlocks against us. It writes on its own duplicate of the socket (its own timeout); the
+    reader's shutdown at the end stops a write the command no longer reads.
+    """
+
+    def __init__(self, sock: socket.socket, source: BinaryIO, deadline: float):
+        super().__init__(daemon=True, name="exec-stdin")
+        self._sock = sock.dup()
+        self._source = source
+        self._deadline = deadline
+        self.sent = 0
+
+    def run(self) -> None:
+        try:
+            while chunk := self._source.read(STDIN_CHUNK):
+                self._sock.settimeout(max(0.5, self._deadline - time.monotonic()))
+                self._sock.sendall(chunk)
+                self.sent += len(chunk)
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the command ended (or stopped reading) first; the reader sees why
+            pass
+        finally:
+            self._sock.close()
 
 
 def pump(
-    sock: socket.socket, stdin: bytes | None, deadline: float, output_cap: int, kill: Callable[[], None]
+    sock: socket.socket, stdin: Stdin, deadline: float, output_cap: int, kill: Callable[[], None]
 ) -> Pumped:
     """Feed stdin (then half-close), read the multiplexed stream into capped buffers.
 
-    Over the cap, `kill` runs in another thread while this one keeps draining and discarding (a
-    stream nobody reads can stall the engine's other execs on the container). Past the deadline,
-    `kill` runs here and reading stops.
+    Bytes are sent whole before reading (tool payloads: bounded by the write cap); a file is
+    streamed in chunks by a feeder thread while this one reads. Over the cap, `kill` runs in
+    another thread while this one keeps draining and discarding (a stream nobody reads can stall
+    the engine's other execs on the container). Past the deadline, `kill` runs here and reading
+    stops.
     """
     out = bytearray()
     err = bytearray()
@@ -76,11 +110,15 @@ def pump(
     truncated = False
     deadline_passed = False
     killer: threading.Thread | None = None
+    feeder: _Feeder | None = None
     try:
-        if stdin is not None:
+        if isinstance(stdin, bytes):
             sock.settimeout(max(0.5, deadline - time.monotonic()))
             sock.sendall(stdin)
             sock.shutdown(socket.SHUT_WR)
+        elif stdin is not None:
+            feeder = _Feeder(sock, stdin, deadline)
+            feeder.start()
         while True:
             header = _recv_exact(sock, 8, deadline)
             if header is None:
@@ -110,11 +148,18 @@ def pump(
     finally:
         if killer is not None:
             killer.join(timeout=GRACE_S)
+        if feeder is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a feeder blocked on a full pipe stops now
+            except OSError:
+                pass
+            feeder.join(timeout=GRACE_S)
         try:
             sock.close()
         except OSError:
             pass
-    return Pumped(bytes(out), bytes(err), bytes_out, truncated, deadline_passed)
+    sent = feeder.sent if feeder is not None else len(stdin) if isinstance(stdin, bytes) else 0
+    return Pumped(bytes(out), bytes(err), bytes_out, truncated, deadline_passed, sent)
 
 
 def _raw_socket(conn: Any) -> socket.socket:
@@ -126,12 +171,13 @@ def run_exec(
     container_id: str,
     argv: list[str],
     *,
-    stdin: bytes | None,
+    stdin: Stdin,
     timeout_s: float,
     output_cap: int,
     oom_since: Callable[[float], bool],
 ) -> ExecResult:
-    """One exec in a running box. Blocking: call from the backend's thread pool."""
+    """One exec in a running box; `stdin` bytes or a file streamed in chunks. Blocking: call
+    from one of the backend's thread pools."""
     marker = secrets.token_hex(8)
     full = wrap_argv(argv, timeout_s)
     started_wall = time.time()
@@ -171,7 +217,7 @@ def run_exec(
         stdout=pumped.stdout,
         stderr=pumped.stderr,
         duration_ms=int(duration_s * 1000),
-        bytes_in=len(stdin or b""),
+        bytes_in=pumped.bytes_in,
         bytes_out=pumped.bytes_out,
         timed_out=timed_out,
         oom_killed=oom,

@@ -33,7 +33,7 @@ def base_tag() -> str:
 
 @pytest.fixture(scope="module")
 async def backend() -> AsyncIterator[DockerBackend]:
-    b = DockerBackend(threads=8)
+    b = DockerBackend()
     yield b
     await b.close()
 
