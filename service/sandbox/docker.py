@@ -60,8 +60,9 @@ UNPACK_ARGV = [
     "--no-same-owner", "--no-same-permissions", "--no-overwrite-dir", "--delay-directory-restore",
 ]
 UNPACK_OUTPUT_CAP = 1 << 20
-# What tar says (or how it dies: SIGXFSZ, 128 + 25) when the tree does not fit the caps.
-_NO_ROOM = ("no space left on device", "file too large", "disk quota exceeded")
+# What tar says (a short write is how a full tmpfs shows), or how it dies (SIGXFSZ: 128 + 25),
+# when the tree does not fit the caps.
+_NO_ROOM = ("no space left on device", "wrote only", "file too large", "disk quota exceeded")
 _SIGXFSZ_EXIT = 153
 
 
@@ -311,8 +312,8 @@ class DockerBackend:
                 f"unpacking the workspace took longer than {spec.unpack_timeout_s:g} s",
                 {"timeout_s": spec.unpack_timeout_s},
             )
-        tail = (said.strip().splitlines() or [f"exit {result.exit_code}"])[-1][:300]
-        raise SandboxFailed(f"unpacking the workspace failed: {tail}", {"exit_code": result.exit_code})
+        first = (said.strip().splitlines() or [f"exit {result.exit_code}"])[0][:300]
+        raise SandboxFailed(f"unpacking the workspace failed: {first}", {"exit_code": result.exit_code})
 
     async def create(self, spec: BoxSpec, workspace_tar: Path) -> Box:
         return await self._run(self._control_pool, self._create_blocking, spec, workspace_tar)

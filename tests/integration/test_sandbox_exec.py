@@ -17,6 +17,7 @@ import pytest
 
 from service.images import resolve_images
 from service.sandbox.backend import Box, BoxSpec
+from service.errors import PayloadTooLarge, SandboxFailed
 from service.sandbox.docker import DockerBackend, SandboxGone
 from service.settings import Limits, Settings, load_images_config
 
@@ -141,3 +142,110 @@ async def test_removed_container_is_sandbox_gone(backend: DockerBackend, tmp_pat
         await backend.exec(gone.container_id, ["true"], stdin=None, timeout_s=5, output_cap=1024)
     await backend.destroy(gone.container_id, gone.volume)
     assert not [v for v in docker.from_env().volumes.list() if v.name == gone.volume]
+
+
+# --- unpacking the workspace inside the box, per-job exec slots ----------------------------------
+
+
+def box_spec(prefix: str, disk_mb: int = 32) -> BoxSpec:
+    return BoxSpec(
+        job_id=prefix + secrets.token_hex(4),
+        image=base_tag(),
+        limits=Limits(memory_mb=64, cpus=0.5, pids=64, disk_mb=disk_mb, tool_timeout_s=10),
+        labels={"test": "exec"},
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+        user="1000:1000",
+        nofile=256,
+        fsize_bytes=disk_mb << 20,
+        tmp_mb=8,
+        log_max_mb=1,
+    )
+
+
+def leftovers(name: str) -> list[str]:
+    client = docker.from_env()
+    return [c.name for c in client.containers.list(all=True) if c.name == name] + [
+        v.name for v in client.volumes.list() if v.name == name
+    ]
+
+
+async def test_unpack_streams_a_tar_bigger_than_a_chunk_exactly(backend: DockerBackend, tmp_path: Path) -> None:
+    import hashlib
+
+    payload = secrets.token_bytes(3 * 1024 * 1024 + 17)  # several stdin chunks, an odd tail
+    tar_path = tmp_path / "ws.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for name, data, mode in (("bin/run.sh", b"#!/bin/sh\necho ran\n", 0o755), ("blob", payload, 0o644)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid = len(data), mode, 1000, 1000
+            tar.addfile(info, io.BytesIO(data))
+    created = await backend.create(box_spec("test_unpack_"), tar_path)
+    try:
+        r = await backend.exec(
+            created.container_id,
+            ["sh", "-c", "sha256sum blob; stat -c '%a %u' blob bin/run.sh; bin/run.sh"],
+            stdin=None,
+            timeout_s=10,
+            output_cap=4096,
+        )
+        lines = r.stdout.decode().split("\n")
+        assert lines[0].split()[0] == hashlib.sha256(payload).hexdigest()
+        assert lines[1:4] == ["644 1000", "755 1000", "ran"], lines
+    finally:
+        await backend.destroy(created.container_id, created.volume)
+
+
+async def test_unpack_refuses_a_member_outside_the_workspace(backend: DockerBackend, tmp_path: Path) -> None:
+    tar_path = tmp_path / "evil.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        info = tarfile.TarInfo("../../tmp/escaped")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    spec = box_spec("test_evil_")
+    with pytest.raises(SandboxFailed, match="unpacking the workspace failed"):
+        await backend.create(spec, tar_path)
+    assert leftovers(f"dockyard-{spec.job_id}") == []
+
+
+async def test_over_the_disk_cap_is_payload_too_large_and_nothing_is_left(
+    backend: DockerBackend, tmp_path: Path
+) -> None:
+    tar_path = tmp_path / "big.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for i in range(3):  # each under the single-file cap, together over the volume's
+            info = tarfile.TarInfo(f"part{i}")
+            info.size = 7 << 20
+            tar.addfile(info, io.BytesIO(bytes(info.size)))
+    spec = box_spec("test_full_", disk_mb=16)
+    with pytest.raises(PayloadTooLarge, match="16 MB"):
+        await backend.create(spec, tar_path)
+    assert leftovers(f"dockyard-{spec.job_id}") == []
+
+
+async def test_one_job_cannot_hold_the_exec_pool(tmp_path: Path) -> None:
+    """A job's execs beyond its slots wait (holding no thread); another job's exec still runs."""
+    tight = DockerBackend(exec_threads=4, job_exec_slots=2)
+    tar_path = tmp_path / "empty.tar"
+    with tarfile.open(tar_path, "w"):
+        pass
+    busy = await tight.create(box_spec("test_slots_a_"), tar_path)
+    other = await tight.create(box_spec("test_slots_b_"), tar_path)
+    # Each exec marks itself in /tmp, counts the marks (its running siblings), then lingers.
+    count = "d=$(mktemp -d /tmp/slot.XXXX); ls -d /tmp/slot.* | wc -l; sleep 3; rmdir $d"
+    try:
+        hog = [
+            asyncio.ensure_future(
+                tight.exec(busy.container_id, ["sh", "-c", count], stdin=None, timeout_s=20, output_cap=1024)
+            )
+            for _ in range(6)
+        ]
+        await asyncio.sleep(0.5)
+        r = await tight.exec(other.container_id, ["echo", "served"], stdin=None, timeout_s=10, output_cap=1024)
+        assert r.stdout == b"served\n"
+        assert not any(f.done() for f in hog), "the other job's exec should not have waited for the hog"
+        seen = [int((await f).stdout) for f in hog]
+        assert max(seen) == 2, f"at most 2 of one job's execs may run at once, saw {seen}"
+    finally:
+        await tight.destroy(busy.container_id, busy.volume)
+        await tight.destroy(other.container_id, other.volume)
+        await tight.close()
