@@ -15,9 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from service.errors import PayloadTooLarge, SandboxFailed
 from service.images import resolve_images
 from service.sandbox.backend import Box, BoxSpec
-from service.errors import PayloadTooLarge, SandboxFailed
 from service.sandbox.docker import DockerBackend, SandboxGone
 from service.settings import Limits, Settings, load_images_config
 
@@ -169,7 +169,9 @@ def leftovers(name: str) -> list[str]:
     ]
 
 
-async def test_unpack_streams_a_tar_bigger_than_a_chunk_exactly(backend: DockerBackend, tmp_path: Path) -> None:
+async def test_unpack_streams_a_tar_bigger_than_a_chunk_exactly(
+    backend: DockerBackend, tmp_path: Path
+) -> None:
     import hashlib
 
     payload = secrets.token_bytes(3 * 1024 * 1024 + 17)  # several stdin chunks, an odd tail
@@ -240,7 +242,9 @@ async def test_one_job_cannot_hold_the_exec_pool(tmp_path: Path) -> None:
             for _ in range(6)
         ]
         await asyncio.sleep(0.5)
-        r = await tight.exec(other.container_id, ["echo", "served"], stdin=None, timeout_s=10, output_cap=1024)
+        r = await tight.exec(
+            other.container_id, ["echo", "served"], stdin=None, timeout_s=10, output_cap=1024
+        )
         assert r.stdout == b"served\n"
         assert not any(f.done() for f in hog), "the other job's exec should not have waited for the hog"
         seen = [int((await f).stdout) for f in hog]
