@@ -8,7 +8,8 @@ the host-side deadline in `exec.py`, so no pool thread is held past a tool's tim
 
 Fair sharing: engine calls never share one pool. Tool execs in job boxes, one-shot runs (linter
 boxes: create, attach, wait, remove) and lifecycle/control calls (create/destroy a job box,
-inspect, logs, list) each have their own bounded pool, readiness probes (ping, image checks) a
+inspect, logs, list) each have their own bounded pool (unpacking a new job's tree is an exec of
+that job's, so a big tree never holds a lifecycle worker), readiness probes (ping, image checks) a
 small one of their own, and one job runs at most `job_exec_slots` execs at once (the rest wait
 on an asyncio semaphore, holding no thread). So hung linters fill only the run pool and one busy
 job only its own slots. Kills never queue behind what they kill: an exec's or a run's kill runs
@@ -25,6 +26,7 @@ honoured at once and the host never holds a job's files outside the job's own li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +40,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
-from service.errors import DockerUnavailable, ImageMissing, PayloadTooLarge, SandboxFailed
+from service.errors import DockerUnavailable, DockyardError, ImageMissing, PayloadTooLarge, SandboxFailed
 from service.sandbox.backend import Box, BoxSpec, ExecResult, RunSpec, VolumeMount, box_memory_mb
 from service.sandbox.exec import run_container, run_exec
 from service.settings import Limits
@@ -234,7 +236,8 @@ class DockerBackend:
             ipc_mode="private",
         )
 
-    def _create_blocking(self, spec: BoxSpec, workspace_tar: Path) -> Box:
+    def _create_blocking(self, spec: BoxSpec) -> Box:
+        """The volume and the started box (lifecycle: short engine calls); the tree comes after."""
         client = self.client()
         name = container_name(spec.job_id)
         uid, _, gid = spec.user.partition(":")
@@ -281,17 +284,16 @@ class DockerBackend:
             )
             container_id = created["Id"]
             client.api.start(container_id)
-            self._unpack(client, container_id, spec, workspace_tar)
             return Box(container_id, name)
         except BaseException:
             self._destroy_blocking(container_id or name, name)
             raise
 
-    def _unpack(self, client: docker.DockerClient, container_id: str, spec: BoxSpec, tar: Path) -> None:
+    def _unpack_blocking(self, container_id: str, spec: BoxSpec, tar: Path) -> None:
         """Unpack the workspace tar inside the box, as the job's user: its pages are the job's."""
         with tar.open("rb") as fh:
             result = run_exec(
-                client.api,
+                self.client().api,
                 container_id,
                 UNPACK_ARGV,
                 stdin=fh,
@@ -316,7 +318,17 @@ class DockerBackend:
         raise SandboxFailed(f"unpacking the workspace failed: {first}", {"exit_code": result.exit_code})
 
     async def create(self, spec: BoxSpec, workspace_tar: Path) -> Box:
-        return await self._run(self._control_pool, self._create_blocking, spec, workspace_tar)
+        """Create and start the box (control pool), then unpack the tree in it: an exec of the
+        job's own (exec pool, one of its slots), so a big tree never holds a lifecycle worker."""
+        box = await self._run(self._control_pool, self._create_blocking, spec)
+        try:
+            async with self._slots(box.container_id):
+                await self._run(self._exec_pool, self._unpack_blocking, box.container_id, spec, workspace_tar)
+        except BaseException:
+            with contextlib.suppress(DockyardError):  # the original error is the answer; the reaper sweeps
+                await self.destroy(box.container_id, box.volume)
+            raise
+        return box
 
     def _destroy_blocking(self, container_id: str | None, volume: str | None) -> None:
         client = self.client()
