@@ -34,24 +34,32 @@ def wrap_argv(argv: list[str], timeout_s: float) -> list[str]:
     return ["timeout", "-s", "KILL", f"{timeout_s:g}", *argv]
 
 
-def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes | None:
-    """Read exactly n bytes, None at EOF; raises TimeoutError past the deadline."""
-    chunks = bytearray()
-    while len(chunks) < n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(min(n - len(chunks), 1 << 16))
-        except TimeoutError:
-            raise
-        except OSError:
-            return None
-        if not data:
-            return None
-        chunks += data
-    return bytes(chunks)
+class _Frames:
+    """Reads the engine's multiplexed stream: bytes already read ahead first, then the socket."""
+
+    def __init__(self, sock: socket.socket, early: bytes):
+        self._sock = sock
+        self._early = bytearray(early)
+
+    def recv_exact(self, n: int, deadline: float) -> bytes | None:
+        """Read exactly n bytes, None at EOF; raises TimeoutError past the deadline."""
+        chunks = bytearray(self._early[:n])
+        del self._early[:n]
+        while len(chunks) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(min(n - len(chunks), 1 << 16))
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
+            if not data:
+                return None
+            chunks += data
+        return bytes(chunks)
 
 
 @dataclass
@@ -93,7 +101,12 @@ class _Feeder(threading.Thread):
 
 
 def pump(
-    sock: socket.socket, stdin: Stdin, deadline: float, output_cap: int, kill: Callable[[], None]
+    sock: socket.socket,
+    stdin: Stdin,
+    deadline: float,
+    output_cap: int,
+    kill: Callable[[], None],
+    early: bytes = b"",
 ) -> Pumped:
     """Feed stdin (then half-close), read the multiplexed stream into capped buffers.
 
@@ -101,8 +114,9 @@ def pump(
     streamed in chunks by a feeder thread while this one reads. Over the cap, `kill` runs in
     another thread while this one keeps draining and discarding (a stream nobody reads can stall
     the engine's other execs on the container). Past the deadline, `kill` runs here and reading
-    stops.
+    stops. `early`: stream bytes the HTTP layer read past the response headers.
     """
+    frames = _Frames(sock, early)
     out = bytearray()
     err = bytearray()
     err_total = 0
@@ -120,11 +134,11 @@ def pump(
             feeder = _Feeder(sock, stdin, deadline)
             feeder.start()
         while True:
-            header = _recv_exact(sock, 8, deadline)
+            header = frames.recv_exact(8, deadline)
             if header is None:
                 break
             stream, size = struct.unpack(">BxxxL", header)
-            payload = _recv_exact(sock, size, deadline)
+            payload = frames.recv_exact(size, deadline)
             if payload is None:
                 break
             bytes_out += len(payload)
@@ -166,6 +180,33 @@ def _raw_socket(conn: Any) -> socket.socket:
     return conn._sock if hasattr(conn, "_sock") else conn  # type: ignore[no-any-return]
 
 
+def _start_exec(api: APIClient, exec_id: str) -> tuple[Any, socket.socket, bytes]:
+    """Start an exec and take over its stream: (the HTTP response, its socket, early bytes).
+
+    docker-py's `exec_start(socket=True)` hands back the raw socket and drops whatever the HTTP
+    reader had already buffered past the response headers — and a quick command's whole output
+    can arrive in that same read (seen as empty answers through a TCP hop to the engine). So the
+    start call is made here and those buffered bytes are kept for the frame reader.
+    """
+    engine: Any = api  # docker-py's own helpers, which its type stubs do not declare
+    res = engine._post_json(  # the call exec_start makes, with the response kept
+        engine._url("/exec/{0}/start", exec_id),
+        headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+        data={"Tty": False, "Detach": False},
+        stream=True,
+    )
+    engine._raise_for_status(res)
+    reader = res.raw._fp.fp  # the BufferedReader the headers were parsed from
+    sock = _raw_socket(reader.raw)
+    sock.settimeout(0)  # take only what is buffered (or ready): never wait here
+    try:
+        early = reader.peek() or b""
+        early = reader.read(len(early)) if early else b""
+    except (BlockingIOError, TimeoutError):
+        early = b""
+    return res, sock, early
+
+
 def run_exec(
     api: APIClient,
     container_id: str,
@@ -190,18 +231,19 @@ def run_exec(
         stdin=stdin is not None,
         environment={"DOCKYARD_EXEC": marker},
     )["Id"]
-    conn: Any = api.exec_start(exec_id, socket=True)
+    response, sock, early = _start_exec(api, exec_id)
     try:
         pumped = pump(
-            _raw_socket(conn),
+            sock,
             stdin,
             t0 + timeout_s + GRACE_S,
             output_cap,
             lambda: _kill_marker(api, container_id, marker),
+            early,
         )
     finally:
         try:
-            conn.close()
+            response.close()
         except Exception:
             pass
     exit_code = _exit_code(api, exec_id)
