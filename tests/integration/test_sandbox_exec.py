@@ -253,3 +253,48 @@ async def test_one_job_cannot_hold_the_exec_pool(tmp_path: Path) -> None:
         await tight.destroy(busy.container_id, busy.volume)
         await tight.destroy(other.container_id, other.volume)
         await tight.close()
+
+
+def test_output_sent_with_the_exec_start_headers_is_kept(tmp_path: Path) -> None:
+    """An engine (or a TCP hop in front of it) may send a quick command's whole output in the
+    same packet as the exec-start response headers; the HTTP layer then reads it along with the
+    headers. It must still reach the caller (docker-py's own socket hand-over dropped it)."""
+    import socket
+    import struct
+    import threading
+
+    from service.sandbox.exec import _start_exec, pump
+
+    path = str(tmp_path / "engine.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    frame = struct.pack(">BxxxL", 1, 6) + b"hello\n"
+
+    def engine() -> None:
+        conn, _ = server.accept()
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        head, _, body = request.partition(b"\r\n\r\n")
+        sizes = [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")]
+        length = int(sizes[0].split(b":")[1])
+        while len(body) < length:
+            body += conn.recv(4096)
+        conn.sendall(
+            b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + frame
+        )
+        conn.close()
+
+    thread = threading.Thread(target=engine, daemon=True)
+    thread.start()
+    api = docker.APIClient(base_url=f"unix://{path}", version="1.41")
+    try:
+        response, sock, early = _start_exec(api, "abc")
+        pumped = pump(sock, None, time.monotonic() + 5, 1024, lambda: None, early)
+        response.close()
+    finally:
+        api.close()
+        server.close()
+    assert pumped.stdout == b"hello\n" and not pumped.deadline_passed
