@@ -197,6 +197,46 @@ async def test_unpack_streams_a_tar_bigger_than_a_chunk_exactly(
         await backend.destroy(created.container_id, created.volume)
 
 
+def deep_tree_tar(tmp_path: Path) -> Path:
+    """A 1,100-deep tree with `up -> ../` and an in-tree link, through build_tar."""
+    import os
+    import subprocess
+
+    from service.clone import build_tar
+
+    root = tmp_path / "repo"
+    try:
+        (root / "src").mkdir(parents=True)
+        (root / "src" / "a.py").write_text("X = 1\n")
+        os.symlink("../", root / "up")
+        os.symlink("src", root / "lib")
+        leaf = root
+        for _ in range(1100):  # one level at a time (os.makedirs recurses)
+            leaf = leaf / "d"
+            leaf.mkdir()
+        (leaf / "leaf.txt").write_text("deep\n")
+        build_tar(root, tmp_path / "ws.tar", 1000, 1000)
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)  # shutil.rmtree recurses too
+    return tmp_path / "ws.tar"
+
+
+async def test_a_deep_tree_with_links_out_is_tarred_and_unpacked(
+    backend: DockerBackend, tmp_path: Path
+) -> None:
+    """build_tar walks a 1,100-deep tree without recursion; links (even `up -> ../`) stay links."""
+    tar_path = await asyncio.to_thread(deep_tree_tar, tmp_path)
+    created = await backend.create(box_spec("test_deep_"), tar_path)
+    try:
+        script = "readlink up; cat lib/a.py; cat $(printf 'd/%.0s' $(seq 1100))leaf.txt"
+        r = await backend.exec(
+            created.container_id, ["sh", "-c", script], stdin=None, timeout_s=10, output_cap=4096
+        )
+        assert r.stdout == b"../\nX = 1\ndeep\n", r.stderr
+    finally:
+        await backend.destroy(created.container_id, created.volume)
+
+
 async def test_unpack_refuses_a_member_outside_the_workspace(backend: DockerBackend, tmp_path: Path) -> None:
     tar_path = tmp_path / "evil.tar"
     with tarfile.open(tar_path, "w") as tar:
