@@ -291,7 +291,13 @@ def build_app(settings: Settings) -> web.Application:
             )
         store.on_audit = metrics.observe_audit
         instance = await asyncio.to_thread(instance_id, settings.state_dir)
-        backend = DockerBackend(threads=settings.docker_threads, instance=instance)
+        backend = DockerBackend(
+            exec_threads=settings.docker_exec_threads,
+            run_threads=settings.docker_run_threads,
+            control_threads=settings.docker_control_threads,
+            job_exec_slots=settings.job_exec_concurrency,
+            instance=instance,
+        )
         app[BACKEND] = backend
         github = GitHubApp(settings)
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)

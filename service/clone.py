@@ -451,14 +451,32 @@ def detect_language(
 
 
 def build_tar(root: Path, target: Path, uid: int, gid: int) -> int:
-    """Tar `root` (with .git) for put_archive, owned by the sandbox user. Returns its size."""
+    """Tar `root` (with .git) for unpacking in the box, owned by the sandbox user. Returns its size.
 
-    def own(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid, info.gid = uid, gid
-        info.uname, info.gname = "sandbox", "sandbox"
-        return info
-
+    Walked with an explicit stack (any depth is no recursion; Python 3.11's os.walk recurses),
+    entries in sorted order; symlinks are stored as links and never entered; an unreadable
+    folder raises rather than silently dropping a subtree.
+    """
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in sorted(os.listdir(root)):
-            tar.add(root / entry, arcname=entry, recursive=True, filter=own)
+        stack = [""]  # folders still to list, relative to root
+        while stack:
+            rel = stack.pop()
+            with os.scandir(root / rel if rel else root) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            subdirs = []
+            for entry in entries:
+                arcname = f"{rel}/{entry.name}" if rel else entry.name
+                info = tar.gettarinfo(entry.path, arcname=arcname)
+                if info is None:  # a socket: nothing a checkout holds
+                    continue
+                info.uid, info.gid = uid, gid
+                info.uname, info.gname = "sandbox", "sandbox"
+                if info.isreg():
+                    with open(entry.path, "rb") as fh:
+                        tar.addfile(info, fh)
+                else:
+                    tar.addfile(info)
+                if info.isdir():
+                    subdirs.append(arcname)
+            stack.extend(reversed(subdirs))  # depth first, in sorted order
     return target.stat().st_size

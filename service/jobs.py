@@ -36,7 +36,7 @@ from service.github.client import CloneAuth, GitHubApp, RepoId
 from service.images import ResolvedImage, resolve_images
 from service.logging import get_logger
 from service.models import EnvState, JobCreate
-from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend
+from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend, box_memory_mb
 from service.sandbox.docker import SandboxGone
 from service.settings import ConfigError, ImagesConfig, Settings, load_images_config
 from service.store import JobRecord, Store, now
@@ -165,8 +165,9 @@ class JobService:
         return await self.store.list_jobs(statuses=statuses, labels=labels, tenant=tenant, limit=limit)
 
     def footprint_mb(self, limits: dict[str, Any]) -> int:
-        """Host memory a job may hold: its processes, its workspace tmpfs and its /tmp."""
-        return int(limits["memory_mb"]) + int(limits["disk_mb"]) + self.images.config.limits.tmp_mb
+        """Host memory a job may hold: its box's memory limit (processes, workspace tmpfs, /tmp)."""
+        applied = self.images.config.clamp(limits)
+        return box_memory_mb(applied, self.images.config.limits.tmp_mb, writes_workspace=True)
 
     async def _admit(self, job: JobRecord, actor: Actor) -> None:
         """Refuse (429) a job over the service's, its tenant's or the host's capacity."""

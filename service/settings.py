@@ -100,7 +100,11 @@ class Settings(BaseSettings):
     github_commit_author_email: str = "dockyard[bot]@users.noreply.github.com"
 
     # Operational knobs beyond the contract's table (all optional).
-    docker_threads: int = Field(16, ge=2, description="bounded thread pool for docker-py calls")
+    # Engine workers, one bounded pool each, so no kind of call can starve another (see sandbox/docker.py).
+    docker_exec_threads: int = Field(16, ge=1, description="engine workers for tool execs in job boxes")
+    docker_run_threads: int = Field(4, ge=1, description="engine workers for one-shot boxes (linters)")
+    docker_control_threads: int = Field(8, ge=2, description="engine workers for job box lifecycle/control")
+    job_exec_concurrency: int = Field(4, ge=1, description="tool execs one job runs at once (others wait)")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     read_cap_bytes: int = Field(256 * 1024, ge=1024, description="read_file content cap")
     write_cap_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="write_file/replace content cap")

@@ -10,6 +10,19 @@ from typing import Protocol
 from service.settings import Limits
 
 
+def box_memory_mb(limits: Limits, tmp_mb: int, *, writes_workspace: bool) -> int:
+    """A box's memory cgroup limit: its processes' `memory_mb` plus every tmpfs it writes.
+
+    tmpfs pages are charged to the cgroup of the process that writes them, so a job box (which
+    unpacks and writes its workspace volume) is charged for `disk_mb` of workspace and `tmp_mb` of
+    /tmp on top of what its processes use; a one-shot box (workspace read-only: those pages stay
+    the job box's) for its /tmp only. With the sum as the limit each cap holds at once — a full
+    workspace and a full /tmp still leave `memory_mb` to the processes — and this is what the host
+    must be able to give the box: admission budgets this number.
+    """
+    return limits.memory_mb + tmp_mb + (limits.disk_mb if writes_workspace else 0)
+
+
 @dataclass(frozen=True)
 class VolumeMount:
     """A named volume mounted into a box (a dependency environment, read-only by default)."""
@@ -33,6 +46,7 @@ class BoxSpec:
     log_max_mb: int
     runtime: str | None = None
     mounts: tuple[VolumeMount, ...] = ()
+    unpack_timeout_s: float = 300.0  # unpacking the workspace tar inside the box
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,32 @@
-"""Boxes on a Docker engine, through docker-py in a bounded thread pool.
+"""Boxes on a Docker engine, through docker-py in bounded thread pools.
 
 Hardening lives here and only here: the HostConfig is built from a fixed template, never from
 caller input. Why docker-py and not aiodocker: the tests drive the same SDK, its hijacked exec
 socket gives us stdin with a clean half-close (write_file, replace_in_file), and the one weakness
 of threads — a blocked call cannot be cancelled — is covered by the in-box `timeout -s KILL` and
 the host-side deadline in `exec.py`, so no pool thread is held past a tool's timeout + grace.
+
+Fair sharing: engine calls never share one pool. Tool execs in job boxes, one-shot runs (linter
+boxes: create, attach, wait, remove) and lifecycle/control calls (create/destroy a job box,
+inspect, logs, list) each have their own bounded pool (unpacking a new job's tree is an exec of
+that job's, so a big tree never holds a lifecycle worker), readiness probes (ping, image checks) a
+small one of their own, and one job runs at most `job_exec_slots` execs at once (the rest wait
+on an asyncio semaphore, holding no thread). So hung linters fill only the run pool and one busy
+job only its own slots. Kills never queue behind what they kill: an exec's or a run's kill runs
+in the thread that waits on it (at the deadline) or in a thread of its own (over the output cap).
+
+Host memory: the workspace is a tmpfs volume, and tmpfs pages are charged to the memory cgroup
+of the process that writes them. The engine's `put_archive` wrote them from dockerd (charged to
+no job), so the tree is unpacked INSIDE the box by `tar -x` running as the job's user, fed from
+the host file in chunks over the exec's stdin. The box's cgroup limit is then `box_memory_mb`:
+memory_mb for its processes plus disk_mb and tmp_mb for its two tmpfs mounts, so each cap can be
+honoured at once and the host never holds a job's files outside the job's own limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -23,18 +40,49 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
-from service.errors import DockerUnavailable, ImageMissing, PayloadTooLarge, SandboxFailed
-from service.sandbox.backend import Box, BoxSpec, EnvRunSpec, EnvVolume, ExecResult, RunSpec, VolumeMount
+from service.errors import DockerUnavailable, DockyardError, ImageMissing, PayloadTooLarge, SandboxFailed
+from service.sandbox.backend import (
+    Box,
+    BoxSpec,
+    EnvRunSpec,
+    EnvVolume,
+    ExecResult,
+    RunSpec,
+    VolumeMount,
+    box_memory_mb,
+)
 from service.sandbox.exec import run_container, run_exec
 from service.settings import Limits
 
 T = TypeVar("T")
+
+PROBE_THREADS = 2  # readiness probes (ping, image checks): never queued behind the other pools
 
 MANAGED_LABEL = "dockyard.managed"
 JOB_LABEL = "dockyard.job"
 EXPIRES_LABEL = "dockyard.expires"
 INSTANCE_LABEL = "dockyard.instance"  # which service (state dir) owns it: reconcile touches only its own
 WORKSPACE = "/workspace"
+# GNU tar (the base image's), run as the job's user: members named absolute or with `..` are refused
+# by default, ownership is the user's own, modes keep their exec bits (only the umask applies), the
+# existing /workspace keeps its mode, and a link to outside is never followed while extracting.
+UNPACK_ARGV = [
+    "tar",
+    "-x",
+    "-f",
+    "-",
+    "-C",
+    WORKSPACE,
+    "--no-same-owner",
+    "--no-same-permissions",
+    "--no-overwrite-dir",
+    "--delay-directory-restore",
+]
+UNPACK_OUTPUT_CAP = 1 << 20
+# What tar says (a short write is how a full tmpfs shows), or how it dies (SIGXFSZ: 128 + 25),
+# when the tree does not fit the caps.
+_NO_ROOM = ("no space left on device", "wrote only", "file too large", "disk quota exceeded")
+_SIGXFSZ_EXIT = 153
 
 
 class SandboxGone(SandboxFailed):
@@ -63,7 +111,6 @@ class ManagedVolume:
     labels: dict[str, str]
 
 
-
 def _require_image(client: docker.DockerClient, image: str) -> None:
     try:
         client.images.get(image)
@@ -74,11 +121,26 @@ def _require_image(client: docker.DockerClient, image: str) -> None:
 
 
 class DockerBackend:
-    def __init__(self, *, threads: int = 16, client_timeout: float = 120.0, instance: str | None = None):
+    def __init__(
+        self,
+        *,
+        exec_threads: int = 16,
+        run_threads: int = 4,
+        control_threads: int = 8,
+        job_exec_slots: int = 4,
+        client_timeout: float = 120.0,
+        instance: str | None = None,
+    ):
         # Every container and volume this backend makes carries dockyard.managed (and the instance).
         self._own_labels = {MANAGED_LABEL: "true", **({INSTANCE_LABEL: instance} if instance else {})}
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
-        self._threads = threads
+        self._exec_pool = ThreadPoolExecutor(max_workers=exec_threads, thread_name_prefix="docker-exec")
+        self._run_pool = ThreadPoolExecutor(max_workers=run_threads, thread_name_prefix="docker-run")
+        self._control_pool = ThreadPoolExecutor(max_workers=control_threads, thread_name_prefix="docker-ctl")
+        self._probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="docker-probe")
+        self._pools = (self._exec_pool, self._run_pool, self._control_pool, self._probe_pool)
+        self._connections = exec_threads + run_threads + control_threads + PROBE_THREADS
+        self._job_exec_slots = job_exec_slots
+        self._job_slots: dict[str, asyncio.Semaphore] = {}
         self._timeout = client_timeout
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
@@ -90,16 +152,17 @@ class DockerBackend:
             if self._client is None:
                 try:
                     self._client = docker.DockerClient.from_env(
-                        version="auto", timeout=int(self._timeout), max_pool_size=self._threads
+                        version="auto", timeout=int(self._timeout), max_pool_size=self._connections
                     )
                 except docker.errors.DockerException as e:
                     raise DockerUnavailable(f"the Docker engine is unreachable: {e}") from e
             return self._client
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One blocking docker-py call in `pool`, engine failures mapped to typed errors."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+            return await loop.run_in_executor(pool, lambda: fn(*args, **kwargs))
         except (requests.exceptions.ConnectionError, ConnectionError) as e:
             with self._lock:
                 self._client = None
@@ -117,13 +180,21 @@ class DockerBackend:
             explanation = getattr(e, "explanation", None) or str(e)
             raise SandboxFailed(f"the Docker engine refused: {explanation}", {}) from e
 
+    def _slots(self, container_id: str) -> asyncio.Semaphore:
+        """The job's exec slots: at most `job_exec_slots` of its execs hold exec-pool threads."""
+        slots = self._job_slots.get(container_id)
+        if slots is None:
+            slots = self._job_slots[container_id] = asyncio.Semaphore(self._job_exec_slots)
+        return slots
+
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
 
     async def ping(self) -> None:
-        await self._run(lambda: self.client().ping())
+        await self._run(self._probe_pool, lambda: self.client().ping())
 
     async def image_present(self, tag: str) -> bool:
         def check() -> bool:
@@ -133,7 +204,7 @@ class DockerBackend:
             except docker.errors.ImageNotFound:
                 return False
 
-        return await self._run(check)
+        return await self._run(self._probe_pool, check)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -161,6 +232,7 @@ class DockerBackend:
             if volume is not None
             else []
         )
+        memory_mb = box_memory_mb(limits, tmp_mb, writes_workspace=not workspace_read_only)
         return self.client().api.create_host_config(
             network_mode=network,
             cap_drop=["ALL"],
@@ -168,8 +240,8 @@ class DockerBackend:
             read_only=True,
             init=True,
             privileged=False,
-            mem_limit=f"{limits.memory_mb}m",
-            memswap_limit=f"{limits.memory_mb}m",
+            mem_limit=f"{memory_mb}m",
+            memswap_limit=f"{memory_mb}m",
             nano_cpus=int(limits.cpus * 1e9),
             pids_limit=limits.pids,
             ulimits=[
@@ -190,7 +262,8 @@ class DockerBackend:
             ipc_mode="private",
         )
 
-    def _create_blocking(self, spec: BoxSpec, workspace_tar: Path) -> Box:
+    def _create_blocking(self, spec: BoxSpec) -> Box:
+        """The volume and the started box (lifecycle: short engine calls); the tree comes after."""
         client = self.client()
         name = container_name(spec.job_id)
         uid, _, gid = spec.user.partition(":")
@@ -237,23 +310,51 @@ class DockerBackend:
             )
             container_id = created["Id"]
             client.api.start(container_id)
-            with workspace_tar.open("rb") as fh:
-                try:
-                    client.api.put_archive(container_id, WORKSPACE, fh)
-                except docker.errors.APIError as e:
-                    if "no space" in str(e).lower() or "too large" in str(e).lower():
-                        raise PayloadTooLarge(
-                            f"the repository does not fit the job's disk cap ({spec.limits.disk_mb} MB)",
-                            {"disk_mb": spec.limits.disk_mb},
-                        ) from e
-                    raise
             return Box(container_id, name)
         except BaseException:
             self._destroy_blocking(container_id or name, name)
             raise
 
+    def _unpack_blocking(self, container_id: str, spec: BoxSpec, tar: Path) -> None:
+        """Unpack the workspace tar inside the box, as the job's user: its pages are the job's."""
+        with tar.open("rb") as fh:
+            result = run_exec(
+                self.client().api,
+                container_id,
+                UNPACK_ARGV,
+                stdin=fh,
+                timeout_s=spec.unpack_timeout_s,
+                output_cap=UNPACK_OUTPUT_CAP,
+                oom_since=self._oom_since(container_id),
+            )
+        if result.exit_code == 0 and not result.output_truncated:
+            return
+        said = result.stderr.decode("utf-8", "replace")
+        if result.exit_code == _SIGXFSZ_EXIT or any(m in said.lower() for m in _NO_ROOM):
+            raise PayloadTooLarge(
+                f"the repository does not fit the job's disk cap ({spec.limits.disk_mb} MB)",
+                {"disk_mb": spec.limits.disk_mb},
+            )
+        if result.timed_out:
+            raise SandboxFailed(
+                f"unpacking the workspace took longer than {spec.unpack_timeout_s:g} s",
+                {"timeout_s": spec.unpack_timeout_s},
+            )
+        first = (said.strip().splitlines() or [f"exit {result.exit_code}"])[0][:300]
+        raise SandboxFailed(f"unpacking the workspace failed: {first}", {"exit_code": result.exit_code})
+
     async def create(self, spec: BoxSpec, workspace_tar: Path) -> Box:
-        return await self._run(self._create_blocking, spec, workspace_tar)
+        """Create and start the box (control pool), then unpack the tree in it: an exec of the
+        job's own (exec pool, one of its slots), so a big tree never holds a lifecycle worker."""
+        box = await self._run(self._control_pool, self._create_blocking, spec)
+        try:
+            async with self._slots(box.container_id):
+                await self._run(self._exec_pool, self._unpack_blocking, box.container_id, spec, workspace_tar)
+        except BaseException:
+            with contextlib.suppress(DockyardError):  # the original error is the answer; the reaper sweeps
+                await self.destroy(box.container_id, box.volume)
+            raise
+        return box
 
     def _destroy_blocking(self, container_id: str | None, volume: str | None) -> None:
         client = self.client()
@@ -276,7 +377,9 @@ class DockerBackend:
                     raise
 
     async def destroy(self, container_id: str | None, volume: str | None) -> None:
-        await self._run(self._destroy_blocking, container_id, volume)
+        if container_id:
+            self._job_slots.pop(container_id, None)
+        await self._run(self._control_pool, self._destroy_blocking, container_id, volume)
 
     async def is_running(self, container_id: str) -> bool:
         def check() -> bool:
@@ -286,7 +389,7 @@ class DockerBackend:
                 return False
             return bool(info["State"]["Running"])
 
-        return await self._run(check)
+        return await self._run(self._control_pool, check)
 
     async def logs(self, container_id: str, max_bytes: int) -> bytes:
         def fetch() -> bytes:
@@ -296,7 +399,7 @@ class DockerBackend:
                 return b""
             return data[-max_bytes:]
 
-        return await self._run(fetch)
+        return await self._run(self._control_pool, fetch)
 
     async def list_managed(self) -> tuple[list[ManagedContainer], list[ManagedVolume]]:
         """Every container (running or not) and volume labelled dockyard.managed, any instance's."""
@@ -320,10 +423,10 @@ class DockerBackend:
             ]
             return containers, volumes
 
-        return await self._run(fetch)
+        return await self._run(self._control_pool, fetch)
 
     async def inspect(self, container_id: str) -> dict[str, Any]:
-        return await self._run(lambda: self.client().api.inspect_container(container_id))
+        return await self._run(self._control_pool, lambda: self.client().api.inspect_container(container_id))
 
     # --- exec ----------------------------------------------------------------------------------
 
@@ -403,12 +506,15 @@ class DockerBackend:
 
     async def run(self, spec: RunSpec) -> ExecResult:
         """A one-shot container (a linter): created, run to its end or deadline, removed."""
-        return await self._run(self._run_blocking, spec)
+        return await self._run(self._run_pool, self._run_blocking, spec)
 
     async def exec(
         self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int
     ) -> ExecResult:
-        return await self._run(self._exec_blocking, container_id, argv, stdin, timeout_s, output_cap)
+        async with self._slots(container_id):
+            return await self._run(
+                self._exec_pool, self._exec_blocking, container_id, argv, stdin, timeout_s, output_cap
+            )
 
     # --- dependency environments ---------------------------------------------------------------
     # The boxes of service/env/: an internal network + the egress proxy on it and on the default
@@ -426,7 +532,7 @@ class DockerBackend:
                 if e.status_code != 409:
                     raise
 
-        await self._run(ensure)
+        await self._run(self._control_pool, ensure)
 
     def _env_proxy_blocking(
         self, name: str, image: str, network: str, labels: dict[str, str], limits: Limits
@@ -471,20 +577,22 @@ class DockerBackend:
     async def env_proxy(
         self, name: str, image: str, network: str, labels: dict[str, str], limits: Limits
     ) -> None:
-        await self._run(self._env_proxy_blocking, name, image, network, labels, limits)
+        await self._run(self._control_pool, self._env_proxy_blocking, name, image, network, labels, limits)
 
     async def env_volume_create(self, name: str, labels: dict[str, str]) -> None:
-        await self._run(lambda: self.client().volumes.create(name=name, driver="local", labels=labels))
+        await self._run(
+            self._control_pool, lambda: self.client().volumes.create(name=name, driver="local", labels=labels)
+        )
 
     async def env_volume_remove(self, name: str) -> None:
-        await self._run(self._destroy_blocking, None, name)
+        await self._run(self._control_pool, self._destroy_blocking, None, name)
 
     async def env_volumes(self, label: str) -> list[EnvVolume]:
         def fetch() -> list[EnvVolume]:
             found = self.client().api.volumes(filters={"label": label}).get("Volumes") or []
             return [EnvVolume(name=v["Name"], labels=dict(v.get("Labels") or {})) for v in found]
 
-        return await self._run(fetch)
+        return await self._run(self._control_pool, fetch)
 
     def _env_run_blocking(self, spec: EnvRunSpec) -> ExecResult:
         client = self.client()
@@ -530,7 +638,7 @@ class DockerBackend:
                 pass
 
     async def env_run(self, spec: EnvRunSpec) -> ExecResult:
-        return await self._run(self._env_run_blocking, spec)
+        return await self._run(self._run_pool, self._env_run_blocking, spec)
 
     async def env_cleanup(self, label: str, *, network: str | None) -> None:
         def clean() -> None:
@@ -549,4 +657,4 @@ class DockerBackend:
                     except docker.errors.NotFound:
                         pass
 
-        await self._run(clean)
+        await self._run(self._control_pool, clean)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker.errors
 from docker import APIClient
@@ -24,6 +24,9 @@ from service.sandbox.backend import ExecResult
 
 GRACE_S = 2.0
 STDERR_CAP = 64 * 1024
+STDIN_CHUNK = 1 << 20  # a streamed stdin (a file) is sent this much at a time, never read whole
+
+Stdin = bytes | BinaryIO | None
 KILL_ARGV = ["dockyard-tool", "kill"]
 
 
@@ -31,24 +34,32 @@ def wrap_argv(argv: list[str], timeout_s: float) -> list[str]:
     return ["timeout", "-s", "KILL", f"{timeout_s:g}", *argv]
 
 
-def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes | None:
-    """Read exactly n bytes, None at EOF; raises TimeoutError past the deadline."""
-    chunks = bytearray()
-    while len(chunks) < n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(min(n - len(chunks), 1 << 16))
-        except TimeoutError:
-            raise
-        except OSError:
-            return None
-        if not data:
-            return None
-        chunks += data
-    return bytes(chunks)
+class _Frames:
+    """Reads the engine's multiplexed stream: bytes already read ahead first, then the socket."""
+
+    def __init__(self, sock: socket.socket, early: bytes):
+        self._sock = sock
+        self._early = bytearray(early)
+
+    def recv_exact(self, n: int, deadline: float) -> bytes | None:
+        """Read exactly n bytes, None at EOF; raises TimeoutError past the deadline."""
+        chunks = bytearray(self._early[:n])
+        del self._early[:n]
+        while len(chunks) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(min(n - len(chunks), 1 << 16))
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
+            if not data:
+                return None
+            chunks += data
+        return bytes(chunks)
 
 
 @dataclass
@@ -58,17 +69,54 @@ class Pumped:
     bytes_out: int
     truncated: bool
     deadline_passed: bool
+    bytes_in: int = 0
+
+
+class _Feeder(threading.Thread):
+    """Streams a file into the exec's stdin in chunks, then half-closes, while the caller reads.
+
+    Writing and reading at once means a command that talks while it reads (tar's errors) never
+    deadlocks against us. It writes on its own duplicate of the socket (its own timeout); the
+    reader's shutdown at the end stops a write the command no longer reads.
+    """
+
+    def __init__(self, sock: socket.socket, source: BinaryIO, deadline: float):
+        super().__init__(daemon=True, name="exec-stdin")
+        self._sock = sock.dup()
+        self._source = source
+        self._deadline = deadline
+        self.sent = 0
+
+    def run(self) -> None:
+        try:
+            while chunk := self._source.read(STDIN_CHUNK):
+                self._sock.settimeout(max(0.5, self._deadline - time.monotonic()))
+                self._sock.sendall(chunk)
+                self.sent += len(chunk)
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the command ended (or stopped reading) first; the reader sees why
+            pass
+        finally:
+            self._sock.close()
 
 
 def pump(
-    sock: socket.socket, stdin: bytes | None, deadline: float, output_cap: int, kill: Callable[[], None]
+    sock: socket.socket,
+    stdin: Stdin,
+    deadline: float,
+    output_cap: int,
+    kill: Callable[[], None],
+    early: bytes = b"",
 ) -> Pumped:
     """Feed stdin (then half-close), read the multiplexed stream into capped buffers.
 
-    Over the cap, `kill` runs in another thread while this one keeps draining and discarding (a
-    stream nobody reads can stall the engine's other execs on the container). Past the deadline,
-    `kill` runs here and reading stops.
+    Bytes are sent whole before reading (tool payloads: bounded by the write cap); a file is
+    streamed in chunks by a feeder thread while this one reads. Over the cap, `kill` runs in
+    another thread while this one keeps draining and discarding (a stream nobody reads can stall
+    the engine's other execs on the container). Past the deadline, `kill` runs here and reading
+    stops. `early`: stream bytes the HTTP layer read past the response headers.
     """
+    frames = _Frames(sock, early)
     out = bytearray()
     err = bytearray()
     err_total = 0
@@ -76,17 +124,21 @@ def pump(
     truncated = False
     deadline_passed = False
     killer: threading.Thread | None = None
+    feeder: _Feeder | None = None
     try:
-        if stdin is not None:
+        if isinstance(stdin, bytes):
             sock.settimeout(max(0.5, deadline - time.monotonic()))
             sock.sendall(stdin)
             sock.shutdown(socket.SHUT_WR)
+        elif stdin is not None:
+            feeder = _Feeder(sock, stdin, deadline)
+            feeder.start()
         while True:
-            header = _recv_exact(sock, 8, deadline)
+            header = frames.recv_exact(8, deadline)
             if header is None:
                 break
             stream, size = struct.unpack(">BxxxL", header)
-            payload = _recv_exact(sock, size, deadline)
+            payload = frames.recv_exact(size, deadline)
             if payload is None:
                 break
             bytes_out += len(payload)
@@ -110,15 +162,49 @@ def pump(
     finally:
         if killer is not None:
             killer.join(timeout=GRACE_S)
+        if feeder is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a feeder blocked on a full pipe stops now
+            except OSError:
+                pass
+            feeder.join(timeout=GRACE_S)
         try:
             sock.close()
         except OSError:
             pass
-    return Pumped(bytes(out), bytes(err), bytes_out, truncated, deadline_passed)
+    sent = feeder.sent if feeder is not None else len(stdin) if isinstance(stdin, bytes) else 0
+    return Pumped(bytes(out), bytes(err), bytes_out, truncated, deadline_passed, sent)
 
 
 def _raw_socket(conn: Any) -> socket.socket:
     return conn._sock if hasattr(conn, "_sock") else conn  # type: ignore[no-any-return]
+
+
+def _start_exec(api: APIClient, exec_id: str) -> tuple[Any, socket.socket, bytes]:
+    """Start an exec and take over its stream: (the HTTP response, its socket, early bytes).
+
+    docker-py's `exec_start(socket=True)` hands back the raw socket and drops whatever the HTTP
+    reader had already buffered past the response headers — and a quick command's whole output
+    can arrive in that same read (seen as empty answers through a TCP hop to the engine). So the
+    start call is made here and those buffered bytes are kept for the frame reader.
+    """
+    engine: Any = api  # docker-py's own helpers, which its type stubs do not declare
+    res = engine._post_json(  # the call exec_start makes, with the response kept
+        engine._url("/exec/{0}/start", exec_id),
+        headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+        data={"Tty": False, "Detach": False},
+        stream=True,
+    )
+    engine._raise_for_status(res)
+    reader = res.raw._fp.fp  # the BufferedReader the headers were parsed from
+    sock = _raw_socket(reader.raw)
+    sock.settimeout(0)  # take only what is buffered (or ready): never wait here
+    try:
+        early = reader.peek() or b""
+        early = reader.read(len(early)) if early else b""
+    except (BlockingIOError, TimeoutError):
+        early = b""
+    return res, sock, early
 
 
 def run_exec(
@@ -126,12 +212,13 @@ def run_exec(
     container_id: str,
     argv: list[str],
     *,
-    stdin: bytes | None,
+    stdin: Stdin,
     timeout_s: float,
     output_cap: int,
     oom_since: Callable[[float], bool],
 ) -> ExecResult:
-    """One exec in a running box. Blocking: call from the backend's thread pool."""
+    """One exec in a running box; `stdin` bytes or a file streamed in chunks. Blocking: call
+    from one of the backend's thread pools."""
     marker = secrets.token_hex(8)
     full = wrap_argv(argv, timeout_s)
     started_wall = time.time()
@@ -144,18 +231,19 @@ def run_exec(
         stdin=stdin is not None,
         environment={"DOCKYARD_EXEC": marker},
     )["Id"]
-    conn: Any = api.exec_start(exec_id, socket=True)
+    response, sock, early = _start_exec(api, exec_id)
     try:
         pumped = pump(
-            _raw_socket(conn),
+            sock,
             stdin,
             t0 + timeout_s + GRACE_S,
             output_cap,
             lambda: _kill_marker(api, container_id, marker),
+            early,
         )
     finally:
         try:
-            conn.close()
+            response.close()
         except Exception:
             pass
     exit_code = _exit_code(api, exec_id)
@@ -171,7 +259,7 @@ def run_exec(
         stdout=pumped.stdout,
         stderr=pumped.stderr,
         duration_ms=int(duration_s * 1000),
-        bytes_in=len(stdin or b""),
+        bytes_in=pumped.bytes_in,
         bytes_out=pumped.bytes_out,
         timed_out=timed_out,
         oom_killed=oom,

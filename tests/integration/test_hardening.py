@@ -41,7 +41,9 @@ def test_init_and_read_only_rootfs(info):
 def test_memory_cpu_pids_limits_match_the_job(info, job):
     hc = info["HostConfig"]
     limits = job["limits"]
-    assert hc["Memory"] == limits["memory_mb"] * MiB
+    # The workspace and /tmp are tmpfs charged to the box: the cgroup limit is the sum of the caps.
+    tmp_mb = int(re.search(r"size=(\d+)m", hc["Tmpfs"]["/tmp"]).group(1))  # type: ignore[union-attr]
+    assert hc["Memory"] == (limits["memory_mb"] + limits["disk_mb"] + tmp_mb) * MiB
     assert hc["MemorySwap"] == hc["Memory"], "swap must not extend the memory cap"
     assert hc["NanoCpus"] == int(limits["cpus"] * 1e9)
     assert hc["PidsLimit"] == limits["pids"]

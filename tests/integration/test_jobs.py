@@ -179,8 +179,10 @@ def test_limits_are_clamped_to_the_maxima(make_job, docker_client):
     assert job["limits"]["cpus"] == 2.0
     assert job["limits"]["pids"] == 1024
     hc = docker_client.api.inspect_container(job["container_id"])["HostConfig"]
-    assert hc["Memory"] == 8192 * 1024 * 1024
-    assert hc["MemorySwap"] == 8192 * 1024 * 1024
+    # the box's cgroup also holds its tmpfs mounts: memory_mb + disk_mb + tmp_mb (64)
+    box_mb = 8192 + job["limits"]["disk_mb"] + 64
+    assert hc["Memory"] == box_mb * 1024 * 1024
+    assert hc["MemorySwap"] == box_mb * 1024 * 1024
     assert hc["NanoCpus"] == 2_000_000_000
     assert hc["PidsLimit"] == 1024
 
@@ -191,7 +193,7 @@ def test_limits_below_the_maxima_are_applied_as_asked(make_job, docker_client):
     assert job["limits"]["cpus"] == 0.5
     assert job["limits"]["pids"] == 64
     hc = docker_client.api.inspect_container(job["container_id"])["HostConfig"]
-    assert hc["Memory"] == 256 * 1024 * 1024
+    assert hc["Memory"] == (256 + job["limits"]["disk_mb"] + 64) * 1024 * 1024  # + the tmpfs mounts
     assert hc["NanoCpus"] == 500_000_000
     assert hc["PidsLimit"] == 64
 
