@@ -165,12 +165,14 @@ class JobService:
                 f"unknown language {req.language!r}; configured: {', '.join(sorted(cfg.languages))}",
                 {"language": req.language, "languages": sorted(cfg.languages)},
             )
-        limits = cfg.clamp(req.limits.model_dump() if req.limits else None)
+        requested = req.limits.model_dump() if req.limits else None
+        limits = cfg.clamp(requested)
         created = now()
         job = JobRecord(
             id=new_job_id(),
             status="creating",
-            limits=limits.model_dump(),
+            # what a request above the maximum asked for is kept beside what it got, so it is reported
+            limits={**limits.model_dump(), "clamped": cfg.clamped(requested)},
             labels=dict(req.labels),
             created_at=created,
             expires_at=created + timedelta(seconds=req.ttl_s),

@@ -1,27 +1,43 @@
 """Running linters: each in a fresh, hardened, capped container from its language image that sees
-the job's workspace read-only; diagnostics judged `new` against the same linter at base_sha.
+the job's workspace read-only (and the job's dependency environment, read-only at /env, when it has
+one); diagnostics judged `new` against the same linter at base_sha, by position (positions.py).
 
 The base run extracts the tree at base_sha into the linter box's own /tmp (`git archive`; the
-workspace stays read-only) and runs the same command there on the files that existed then, so
-a repository's old debt never fails a fix, whatever the line numbers did.
+workspace stays read-only) and runs the same command there on the changed files that existed then
+and had findings now. Unchanged files cannot have new findings, so they are never run at base.
+A base result is kept per (job, linter, tool, file) until the job ends: base_sha never moves.
+
+Tool source: with an environment, a linter's `repo_command` (the repository's own ruff, eslint 8,
+xo...) runs when the environment has it, else the image's tool; one probe per (image, linter,
+environment) says which and its version, and every result carries both (`tool_source`, `version`).
+
+Boxes: one fresh box per run, not a long-lived box per job. A reused box would save the start
+(~150-250 ms) but keeps processes and /tmp between runs unless both are reset, and a linter's
+memory cap differs per linter (shellcheck's is its own), so reuse would need a box per (job,
+image, caps). The base cache removes most runs instead: a warm job's lint of one changed file is
+one box (two when the file had findings, the first time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import posixpath
 import secrets
-from collections import Counter
+import shlex
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
 from service.audit import Actor, AuditEntry
-from service.errors import DockyardError, PathOutsideWorkspace, SandboxFailed
+from service.errors import DockyardError, FileNotFound, PathOutsideWorkspace, SandboxFailed
 from service.jobs import JobService
-from service.lint.detect import Pick, rule_files, select
+from service.lint.detect import Pick, Skip, interpreter, rule_files, select
 from service.lint.parsers import PARSERS, Diagnostic
+from service.lint.positions import FileMap, judge_new, parse_patch
 from service.logging import get_logger
 from service.models import (
+    Clamped,
     LintDiagnostic,
     LinterRun,
     LintRequest,
@@ -31,12 +47,13 @@ from service.models import (
     ListDirectoryResult,
     ReadFileRequest,
 )
-from service.sandbox.backend import ExecResult, RunSpec
-from service.settings import Limits
+from service.sandbox.backend import ExecResult, RunSpec, VolumeMount
+from service.settings import Limits, LinterSpec
 from service.store import JobRecord
 from service.tools import files as file_tools
 from service.tools import listing
 from service.tools.diff import diff_call, parse_changes
+from service.tools.protocol import ToolCall
 
 log = get_logger(__name__)
 
@@ -45,6 +62,40 @@ BASE_SCRIPT = (
     'git -C /workspace archive --format=tar "$base" | tar -x -C /tmp/base; cd /tmp/base; exec "$@"'
 )
 CONFIG_READ_CAP = 256 * 1024
+ENV_ROOT = "/env"
+# Which tool a linter box would run, and its version: one line "repo"/"image", then the version.
+PROBE_SCRIPT = 'if [ -n "$1" ] && [ -e "$1" ]; then echo repo; eval "$2"; else echo image; eval "$3"; fi 2>&1'
+# Per path: kind (f file, d dir, l link, m missing) NUL path NUL first line (extensionless files) NUL.
+FILES_SCRIPT = (
+    'for f; do if [ -L "$f" ]; then k=l; elif [ -f "$f" ]; then k=f; '
+    'elif [ -d "$f" ]; then k=d; else k=m; fi; '
+    "printf '%s\\0%s\\0' \"$k\" \"$f\"; "
+    'case "$k/${f##*/}" in f/*.*) ;; '
+    'f/*) head -c 200 -- "$f" 2>/dev/null | head -n 1 | tr -d "\\000";; esac; '
+    "printf '\\0'; done"
+)
+SHEBANG_FILES_MAX = 5000
+
+
+@dataclass(frozen=True)
+class ToolEnv:
+    """A job's dependency environment: a volume mounted read-only at /env in its linter boxes.
+
+    Layout: Python /env/venv/bin/<tool>; Node /env/node_modules(/.bin); Go /env/gomod (GOMODCACHE).
+    `key` names its content (the environment cache's key), so tool probes are cached per content.
+    """
+
+    volume: str
+    key: str
+
+
+EnvLookup = Callable[[JobRecord], Awaitable[ToolEnv | None]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    source: str  # "repo" | "image"
+    version: str | None
 
 
 @dataclass
@@ -82,9 +133,42 @@ def _check_paths(paths: list[str]) -> list[str]:
     return out
 
 
+def parse_files(result: ExecResult) -> dict[str, tuple[str, str]]:
+    """FILES_SCRIPT's answer → path → (kind, first line)."""
+    if result.exit_code != 0 or result.timed_out or result.output_truncated:
+        raise SandboxFailed("could not look at the files to lint", {"exit_code": result.exit_code})
+    parts = result.stdout.split(b"\0")
+    out = {}
+    for i in range(0, len(parts) - 2, 3):
+        out[parts[i + 1].decode("utf-8", "replace")] = (
+            parts[i].decode(),
+            parts[i + 2].decode("utf-8", "replace"),
+        )
+    return out
+
+
+def _identity(spec: LinterSpec, argv: list[str], tool: Tool) -> str:
+    """What makes a base result reusable: the same linter command and the same tool."""
+    raw = "\0".join([*argv, tool.source, tool.version or ""])
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
 class LintService:
-    def __init__(self, jobs: JobService):
+    def __init__(self, jobs: JobService, envs: EnvLookup | None = None):
+        """`envs`: the job → its ready dependency environment (None: every linter is the image's)."""
         self.jobs = jobs
+        self.envs = envs
+        self._tools: dict[tuple[str, str, str | None], Tool] = {}
+        # job id → (linter, tool identity, file) → that file's diagnostics at base_sha
+        self._base: dict[str, dict[tuple[str, str, str], list[Diagnostic]]] = {}
+        previous = jobs.on_end
+
+        def ended(job_id: str) -> None:
+            self._base.pop(job_id, None)
+            if previous is not None:
+                previous(job_id)
+
+        jobs.on_end = ended
 
     async def lint(self, job_id: str, req: LintRequest, actor: Actor) -> LintResult:
         jobs = self.jobs
@@ -110,6 +194,7 @@ class LintService:
             jobs.run_tool(job.id, listing.list_call(listing_req, 20000), actor, whole_listing),
         )
         changed: dict[str, str] = {c.path: c.status for c in changes.changes}
+        maps = parse_patch(changes.patch, truncated=changes.output_truncated)
         root_files = {e.path for e in tree.entries if "/" not in e.path and e.type != "dir"}
         if explicit is not None:
             targets = explicit
@@ -117,27 +202,59 @@ class LintService:
             targets = [e.path for e in tree.entries if e.type == "file"]
         else:
             targets = [p for p, status in changed.items() if status != "deleted"]
+        shebangs, targets = await self._look(job, targets, explicit is not None, actor)
         texts = await self._config_texts(job, root_files & rule_files(cfg), actor)
-        picks, skips = select(cfg, root_files=root_files, texts=texts, targets=targets, requested=req.linters)
+        picks, skips = select(
+            cfg, root_files=root_files, texts=texts, targets=targets, requested=req.linters, shebangs=shebangs
+        )
+        env = await self.envs(job) if self.envs is not None else None
 
-        job_limits = Limits(**job.limits)
+        job_limits = Limits(**{k: v for k, v in job.limits.items() if k in Limits.model_fields})
         budget = asyncio.Semaphore(max(1, int(job_limits.cpus)))
         runs = await asyncio.gather(
-            *(self._run_linter(job, pick, changed, job_limits, budget, actor) for pick in picks)
+            *(self._run_linter(job, pick, changed, maps, job_limits, env, budget, actor) for pick in picks)
         )
-        any_new = any(r.new_count for r in runs)
-        any_error = any(r.error for r in runs)
+        done = [r for r in runs if isinstance(r, LinterRun)]
+        skips += [r for r in runs if isinstance(r, Skip)]
+        any_new = any(r.new_count for r in done)
+        any_error = any(r.error for r in done)
         status = "failed" if any_new else "error" if any_error else "passed"
         await jobs.hub.publish(
             job.id,
             "lint",
-            {"status": status, "linters": [r.name for r in runs], "new": sum(r.new_count for r in runs)},
+            {"status": status, "linters": [r.name for r in done], "new": sum(r.new_count for r in done)},
         )
         return LintResult(
             status=status,
-            linters=list(runs),
+            linters=done,
             skipped=[LintSkipped(name=s.name, language=s.language, reason=s.reason) for s in skips],
+            clamped={k: Clamped(**v) for k, v in (job.limits.get("clamped") or {}).items()},
         )
+
+    async def _look(
+        self, job: JobRecord, targets: list[str], explicit: bool, actor: Actor
+    ) -> tuple[dict[str, str], list[str]]:
+        """Explicit paths must exist (404 otherwise); extensionless files → their interpreter."""
+        extensionless = [t for t in targets if "." not in posixpath.basename(t).lstrip(".")]
+        ask = targets if explicit else extensionless[:SHEBANG_FILES_MAX]
+        if not ask:
+            return {}, targets
+        argv = ["sh", "-c", FILES_SCRIPT, "lint-files", *(_arg(p) for p in ask)]
+        seen = await self.jobs.run_tool(job.id, ToolCall("lint.files", argv), actor, parse_files)
+        found = {(p[2:] if p.startswith("./-") else p): v for p, v in seen.items()}
+        if explicit:
+            missing = [p for p in targets if found.get(p, ("m", ""))[0] == "m"]
+            if missing:
+                raise FileNotFound(
+                    f"no such file in the workspace: {', '.join(missing[:10])}", {"paths": missing[:100]}
+                )
+        shebangs = {}
+        for p in extensionless:
+            kind, first = found.get(p, ("m", ""))
+            name = interpreter(first) if kind == "f" else None
+            if name:
+                shebangs[p] = name
+        return shebangs, targets
 
     async def _config_texts(self, job: JobRecord, names: set[str], actor: Actor) -> dict[str, str]:
         async def read(name: str) -> tuple[str, str | None]:
@@ -164,7 +281,8 @@ class LintService:
             return job if own is None else min(own, job)  # a linter never gets more than its job
 
         requested = {
-            "memory_mb": int(tighter(spec.memory_mb, job_limits.memory_mb)),
+            # a linter's own memory_mb is its own (its box is not the job's box), up to the maximum
+            "memory_mb": spec.memory_mb or job_limits.memory_mb,
             "cpus": tighter(spec.cpus, job_limits.cpus),
             "pids": int(tighter(spec.pids, job_limits.pids)),
             "lint_timeout_s": int(tighter(spec.timeout_s, job_limits.lint_timeout_s)),
@@ -173,50 +291,132 @@ class LintService:
         }
         return cfg.clamp(requested)
 
+    async def _tool(self, pick: Pick, image: str, env: ToolEnv | None, actor: Actor, job: JobRecord) -> Tool:
+        """Which tool runs (the repo's from its environment, or the image's) and its version."""
+        spec = pick.spec
+        requires = spec.repo_requires or spec.repo_command
+        key = (image, pick.name, env.key if env and requires else None)
+        if key in self._tools:
+            return self._tools[key]
+
+        def version_argv(tool: str) -> str:
+            return shlex.join([tool if a == "{tool}" else a for a in spec.version_command])
+
+        repo_tool = spec.repo_command or spec.command[0]
+        argv = [
+            "sh", "-c", PROBE_SCRIPT, "lint-probe",
+            requires if env and requires else "",
+            version_argv(repo_tool),
+            version_argv(spec.command[0]),
+        ]
+        probe_limits = self.jobs.images.config.clamp({"memory_mb": 256, "lint_timeout_s": 30})
+        spec_env = {**spec.env, **(spec.repo_env if env and requires else {})}
+        run = RunSpec(
+            name=f"dockyard-{job.id}-probe-{pick.name}-{secrets.token_hex(3)}",
+            image=image,
+            argv=argv,
+            workspace_volume=job.volume or "",
+            limits=probe_limits,
+            labels={"dockyard.job": job.id, "dockyard.lint": pick.name},
+            user=self.jobs.settings.sandbox_user,
+            nofile=self.jobs.images.config.limits.nofile,
+            tmp_mb=self.jobs.images.config.limits.tmp_mb,
+            timeout_s=30.0,
+            output_cap=64 * 1024,
+            env=spec_env,
+            runtime=spec.runtime,
+            mounts=(VolumeMount(env.volume, ENV_ROOT),) if env else (),
+        )
+        try:
+            result = await self.jobs.backend.run(run)
+        except DockyardError:
+            return Tool("image", None)  # not cached: the run itself reports what is wrong
+        lines = [ln.strip() for ln in result.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
+        source = "repo" if lines[:1] == ["repo"] else "image"
+        version = lines[1][:200] if len(lines) > 1 and result.exit_code == 0 else None
+        tool = Tool(source, version)
+        self._tools[key] = tool
+        return tool
+
     async def _run_linter(
         self,
         job: JobRecord,
         pick: Pick,
         changed: dict[str, str],
+        maps: dict[str, FileMap],
         job_limits: Limits,
+        env: ToolEnv | None,
         budget: asyncio.Semaphore,
         actor: Actor,
-    ) -> LinterRun:
+    ) -> LinterRun | Skip:
         cfg = self.jobs.images.config
-        image_name = pick.spec.image or cfg.languages[pick.language].image
+        spec = pick.spec
+        image_name = spec.image or cfg.languages[pick.language].image
         image = self.jobs.images.images[image_name].tag
-        limits = self._limits(pick, job_limits)
-        argv = expand(pick.spec.command, pick.files)
+        if spec.repo_only and env is None:
+            return Skip(
+                pick.language,
+                pick.name,
+                f"the repository uses {pick.name} ({pick.rule}); the image has no {pick.name} and the job "
+                f"has no dependency environment to take the repository's from, so {pick.name} did not run "
+                "(and no other linter stands in for it)",
+            )
         async with budget:
-            current = await self._one(job, pick, image, argv, limits, actor, base=False)
-        in_base = [f for f in pick.files if changed.get(f) != "added"]
-        had_old = {d.path for d in current.diagnostics} & set(in_base)
-        base_counts: Counter[tuple[str, str, str]] = Counter()
-        base_checked = False
-        if current.error is None and had_old:
+            tool = await self._tool(pick, image, env, actor, job)
+        if spec.repo_only and tool.source != "repo":
+            return Skip(
+                pick.language,
+                pick.name,
+                f"the repository uses {pick.name} ({pick.rule}) but its environment has no "
+                f"{spec.repo_command}; {pick.name} did not run",
+            )
+        limits = self._limits(pick, job_limits)
+        template = spec.scope_command if pick.scoped and spec.scope_command else spec.command
+        if tool.source == "repo" and spec.repo_command:
+            template = [spec.repo_command, *template[1:]]
+        run_env = {**spec.env, **(spec.repo_env if tool.source == "repo" else {})}
+        mounts = (VolumeMount(env.volume, ENV_ROOT),) if env else ()
+        keep = set(pick.files)
+
+        def argv_for(files: list[str]) -> list[str]:
+            return list(template) if pick.scoped else expand(template, files)
+
+        argv = argv_for(pick.files)
+        async with budget:
+            current = await self._one(job, pick, image, argv, limits, actor, run_env, mounts, base=False)
+        if pick.scoped:
+            current.diagnostics = [d for d in current.diagnostics if d.path in keep]
+        # Only a changed file that existed at base and has findings now needs its base findings.
+        need = sorted({d.path for d in current.diagnostics if changed.get(d.path) == "modified"})
+        cache = self._base.setdefault(job.id, {})
+        ident = _identity(spec, template, tool)
+        missing = [f for f in need if (pick.name, ident, f) not in cache]
+        base_checked = not need or not missing
+        if current.error is None and missing:
             async with budget:
                 base = await self._one(
-                    job, pick, image, expand(pick.spec.command, in_base), limits, actor, base=True
+                    job, pick, image, argv_for(missing), limits, actor, run_env, mounts, base=True
                 )
             if base.error is None:
                 base_checked = True
-                base_counts = Counter(d.key() for d in base.diagnostics)
+                for f in missing:
+                    cache[(pick.name, ident, f)] = [d for d in base.diagnostics if d.path == f]
             else:
                 current.error = f"the run at base_sha failed, so every diagnostic counts as new: {base.error}"
-        diagnostics = []
-        for d in current.diagnostics:
-            old = base_counts[d.key()] > 0
-            if old:
-                base_counts[d.key()] -= 1
-            diagnostics.append(LintDiagnostic(**d.__dict__, new=not old))
+        base_diags = [d for f in need for d in cache.get((pick.name, ident, f), [])]
+        new = judge_new(current.diagnostics, base_diags, maps, changed)
+        diagnostics = [
+            LintDiagnostic(**d.__dict__, new=n) for d, n in zip(current.diagnostics, new, strict=True)
+        ]
         result = current.result
         output = b""
         if result is not None:
             output = result.stdout + (b"\n" + result.stderr if result.stderr else b"")
+        shown_cap = limits.output_cap_kb * 1024
         return LinterRun(
             name=pick.name,
             language=pick.language,
-            rule=pick.rule,
+            rule=pick.rule + (f"; its own scope ({', '.join(spec.scope_keys)})" if pick.scoped else ""),
             image=image,
             command=argv,
             files=len(pick.files),
@@ -226,10 +426,12 @@ class LintService:
             oom_killed=bool(result and result.oom_killed),
             diagnostics=diagnostics,
             new_count=sum(d.new for d in diagnostics),
-            base_checked=base_checked,
-            output=output[: limits.output_cap_kb * 1024].decode("utf-8", "replace"),
-            output_truncated=bool(result and result.output_truncated),
+            base_checked=base_checked and current.error is None,
+            output=output[:shown_cap].decode("utf-8", "replace"),
+            output_truncated=bool(result and (result.output_truncated or len(output) > shown_cap)),
             error=current.error,
+            tool_source="repo" if tool.source == "repo" else "image",
+            version=tool.version,
         )
 
     async def _one(
@@ -240,6 +442,8 @@ class LintService:
         argv: list[str],
         limits: Limits,
         actor: Actor,
+        env: dict[str, str],
+        mounts: tuple[VolumeMount, ...],
         *,
         base: bool,
     ) -> _Outcome:
@@ -259,9 +463,11 @@ class LintService:
             tmp_mb=(pick.spec.tmp_mb or self.jobs.images.config.limits.tmp_mb)
             + (limits.disk_mb if base else 0),
             timeout_s=float(limits.lint_timeout_s),
-            output_cap=limits.output_cap_kb * 1024,
-            env=dict(pick.spec.env),
+            # read it all for parsing (up to lint_capture_mb); output_cap_kb only cuts what is shown
+            output_cap=max(limits.output_cap_kb * 1024, self.jobs.images.config.limits.lint_capture_mb << 20),
+            env=env,
             runtime=pick.spec.runtime,
+            mounts=mounts,
         )
         try:
             result = await self.jobs.backend.run(spec)
@@ -277,7 +483,8 @@ class LintService:
         elif result.oom_killed:
             error = f"{pick.name} ran out of memory ({limits.memory_mb} MB) and was killed"
         elif result.output_truncated:
-            error = f"{pick.name} printed more than {limits.output_cap_kb} KiB; its output was cut"
+            mb = self.jobs.images.config.limits.lint_capture_mb
+            error = f"{pick.name} printed more than {mb} MiB (limits.lint_capture_mb); its output was cut"
         elif result.exit_code != 0 and not diagnostics:
             tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
             error = f"{pick.name} failed (exit {result.exit_code}) without diagnostics: {tail[0][:300]}"
