@@ -140,7 +140,8 @@ def judge_new(
     maps: Mapping[str, FileMap],
     changed: Mapping[str, str],
 ) -> list[bool]:
-    """For each current diagnostic (in order): is it new? `changed`: path → added|modified|deleted."""
+    """For each current diagnostic (in order): is it new? `changed`: path → added|modified|deleted;
+    a path not in `changed` is unchanged: all its findings are old."""
     new = [True] * len(current)
     by_path: dict[str, list[int]] = defaultdict(list)
     for i, d in enumerate(current):
@@ -149,6 +150,10 @@ def judge_new(
     for b in base:
         base_by_path[b.path].append(b)
     for path, idxs in by_path.items():
+        if path not in changed:  # an unchanged file cannot have new findings (no base run needed)
+            for i in idxs:
+                new[i] = False
+            continue
         olds = base_by_path.get(path, [])
         if changed.get(path) == "added" or not olds:
             continue

@@ -96,7 +96,8 @@ def test_fixed_old_debt_does_not_vouch_for_a_new_one(tmp_path: Path) -> None:
 def test_unchanged_and_added_files(tmp_path: Path) -> None:
     maps = parse_patch(patch_of(tmp_path, {"a.py": "x = 1\n"}, {"a.py": "x = 1\n", "b.py": "import os\n"}))
     current = [d(1, path="a.py"), d(1, path="b.py")]
-    base = [d(1, path="a.py"), d(1, path="b.py")]  # b.py did not exist: nothing of it can be old
+    base = [d(1, path="b.py")]  # b.py did not exist: nothing of it can be old
+    # a.py is unchanged: its findings are old without any base run
     assert judge_new(current, base, maps, {"b.py": "added"}) == [False, True]
 
 
