@@ -1,0 +1,181 @@
+"""Lint verdicts on fixture repositories shaped like the real ones that went wrong (issue 11):
+each checked against the same tool run natively (`docker run` of the same image on the same
+files), so a difference is dockyard's, not the tool's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, JobFactory
+from tests.integration.test_lint import diags, lint, linter, make_repo
+
+pytestmark = pytest.mark.docker
+
+
+def image_tag(api: Api, name: str) -> str:
+    images = {i["name"]: i for i in api.get("/v1/images").json()["images"]}
+    return str(images[name]["tag"])
+
+
+def native(api: Api, image: str, root: Path, argv: list[str]) -> str:
+    """The tool itself, in its image, on a plain copy of the files (no dockyard in between)."""
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/w:ro", "-w", "/w",
+         image_tag(api, image), *argv],
+        capture_output=True, text=True, timeout=300,
+    )
+    return out.stdout
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_ruff_fix_true_repo_reports_the_real_finding(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
+    config = "[tool.ruff]\nfix = true\n[tool.ruff.lint]\nselect = ['F']\n"
+    url = make_repo(tmp_path / "repo", {"pyproject.toml": config, "a.py": "X = 1\n"})
+    job = make_job(clone_url=url, language="python")
+    api.write(job["id"], "a.py", "import os\nX = 1\n")
+    result = lint(api, job)
+    ruff = linter(result, "ruff")
+    assert diags(ruff) == {("a.py", 1, "F401", True)}  # not E902 Read-only file system
+    assert "--no-fix" in ruff["command"]
+    ref = write_tree(tmp_path / "native", {"pyproject.toml": config, "a.py": "import os\nX = 1\n"})
+    got = json.loads(native(api, "python", ref, ["ruff", "check", "--no-fix", "--output-format", "json", "a.py"]))
+    assert {(d["location"]["row"], d["code"]) for d in got} == {(d["line"], d["code"]) for d in ruff["diagnostics"]}
+    version = native(api, "python", ref, ["ruff", "--version"]).strip()
+    assert (ruff["tool_source"], ruff["version"]) == ("image", version)
+
+
+def test_mypy_pretty_and_files_scope(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
+    files = {
+        "mypy.ini": "[mypy]\npretty = true\nshow_error_end = true\nfiles = src\n",
+        "src/m.py": "X = 1\n",
+        "scripts/other.py": "Y = 1\n",  # outside the repo's scope: mypy never checks it there
+    }
+    bad = "def f() -> int:\n    return 'x'\n"
+    url = make_repo(tmp_path / "repo", files)
+    job = make_job(clone_url=url, language="python")
+    api.write(job["id"], "src/m.py", bad)
+    api.write(job["id"], "scripts/other.py", bad)
+    run = linter(lint(api, job), "mypy")
+    assert run["error"] is None and "its own scope (files)" in run["rule"]
+    assert {(d["path"], d["line"], d["code"], d["new"]) for d in run["diagnostics"]} == {
+        ("src/m.py", 2, "return-value", True)
+    }
+    assert not any(a.endswith(".py") for a in run["command"])  # the repo's scope, not our file list
+    ref = write_tree(tmp_path / "native", {**files, "src/m.py": bad, "scripts/other.py": bad})
+    out = native(api, "python", ref, ["mypy", "--cache-dir=/dev/null", "--no-pretty", "--hide-error-end"])
+    assert "src/m.py:2:" in out and "scripts/other.py" not in out
+
+
+def test_duplicate_message_new_mark_lands_on_the_injected_one(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    config = "[lint]\nselect = ['E711']\n"
+    url = make_repo(tmp_path / "repo", {"ruff.toml": config, "a.py": "x = 1\ny = x == None\n"})
+    job = make_job(clone_url=url, language="python")
+    # The same message already exists further down; the injected copy is above it.
+    api.write(job["id"], "a.py", "z = x == None\nx = 1\ny = x == None\n")
+    result = lint(api, job)
+    assert diags(linter(result, "ruff")) == {("a.py", 1, "E711", True), ("a.py", 3, "E711", False)}
+    assert result["status"] == "failed"
+    again = lint(api, job)  # the base result is reused: same verdict
+    assert diags(linter(again, "ruff")) == {("a.py", 1, "E711", True), ("a.py", 3, "E711", False)}
+
+
+def test_multi_language_repo_lints_every_language(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
+    files = {f"fixtures/p{i}/package.json": "{}\n" for i in range(12)}  # detected as node
+    files |= {"app.py": "X = 1\n", "bin/deploy": "#!/usr/bin/env bash\necho hi\n", "web.js": "export const a = 1;\n"}
+    files |= {"tool.rb": "puts 1\n", "README.md": "# x\n"}
+    url = make_repo(tmp_path / "repo", files)
+    job = make_job(clone_url=url, language=None)
+    assert job["language"] == "node"
+    api.write(job["id"], "app.py", "import os\n")
+    api.write(job["id"], "bin/deploy", "#!/usr/bin/env bash\necho $1\n")  # extensionless: by its shebang
+    api.write(job["id"], "web.js", "export const a = 1;\nconst unused = 2;\n")
+    api.write(job["id"], "tool.rb", "puts 2\n")
+    api.write(job["id"], "README.md", "# y\n")
+    result = lint(api, job)
+    runs = {r["name"]: r for r in result["linters"]}
+    assert set(runs) == {"ruff", "shellcheck", "eslint-default"}
+    assert runs["ruff"]["image"].startswith("dockyard/python:")
+    assert runs["shellcheck"]["image"].startswith("dockyard/shell:")
+    assert diags(runs["shellcheck"]) == {("bin/deploy", 2, "SC2086", True)}
+    assert {(d["path"], d["code"]) for d in runs["eslint-default"]["diagnostics"]} == {
+        ("web.js", "@typescript-eslint/no-unused-vars")
+    }
+    skipped = {(s["name"], s["reason"]) for s in result["skipped"]}
+    assert ("*.rb", "no linter configured for *.rb (1 file)") in skipped
+    assert not any("md" in name for name, _ in skipped)  # docs are not code
+    ref = write_tree(tmp_path / "native", {"deploy": "#!/usr/bin/env bash\necho $1\n"})
+    got = json.loads(native(api, "shell", ref, ["shellcheck", "--format=json1", "deploy"]))
+    assert [(c["line"], c["code"]) for c in got["comments"]] == [(2, 2086)]
+
+
+def test_xo_repo_without_environment_is_skipped_not_linted_with_eslint_defaults(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    pkg = json.dumps({"name": "x", "type": "module", "xo": {"space": True}, "devDependencies": {"xo": "^0.58.0"}})
+    url = make_repo(tmp_path / "repo", {"package.json": pkg, "index.js": "export const a = 1;\n"})
+    job = make_job(clone_url=url, language="node")
+    api.write(job["id"], "index.js", "export const a = 1;\nconst unused = 2;\n")
+    result = lint(api, job)
+    assert result["linters"] == [] and result["status"] == "passed"
+    reasons = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert "no dependency environment" in reasons["xo"] and "package.json" in reasons["xo"]
+
+
+def test_output_over_the_cap_is_still_a_verdict_and_clamps_are_reported(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    url = make_repo(tmp_path / "repo", {"ruff.toml": "[lint]\nselect = ['F']\n", "a.py": "X = 1\n"})
+    job = make_job(clone_url=url, language="python", limits={"output_cap_kb": 16, "lint_timeout_s": 100000})
+    assert job["limits"]["clamped"]["lint_timeout_s"]["requested"] == 100000
+    many = "".join(f"import mod{i}\n" for i in range(600))  # ~600 findings: far more than 16 KiB of JSON
+    api.write(job["id"], "a.py", many)
+    result = lint(api, job)
+    ruff = linter(result, "ruff")
+    assert ruff["error"] is None and result["status"] == "failed"
+    assert ruff["new_count"] == 600 and ruff["output_truncated"] and len(ruff["output"]) <= 16 * 1024
+    assert result["clamped"]["lint_timeout_s"] == job["limits"]["clamped"]["lint_timeout_s"]
+
+
+def test_a_path_that_does_not_exist_is_404(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
+    url = make_repo(tmp_path / "repo", {"a.py": "X = 1\n"})
+    job = make_job(clone_url=url, language="python")
+    api.error(api.post(f"/v1/jobs/{job['id']}/lint", {"paths": ["a.py", "nope.py"]}), 404, "file_not_found")
+    assert lint(api, job, paths=["a.py"])["status"] == "passed"
+
+
+def big_script() -> str:
+    """~4,000 lines whose data-flow analysis needs more than 1 GiB of shellcheck's memory."""
+    lines = ["#!/usr/bin/env bash"]
+    i = 0
+    while len(lines) < 4000:
+        i += 1
+        lines += [
+            f'if [ "$1" = {i} ]; then', f'  V{i % 400}="$2"', f"  W=$((W + {i}))", "else",
+            f'  case $3 in a{i}) V{(i * 7) % 400}=x ;; *) echo "$V{(i * 3) % 400}" $W ;; esac', "fi",
+            f'[ -n "$V{i % 400}" ] && echo $V{(i + 1) % 400}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_shellcheck_on_a_big_script_is_not_oom_killed_at_the_default(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    url = make_repo(tmp_path / "repo", {"big.sh": "#!/bin/sh\n"})
+    job = make_job(clone_url=url, language="shell")  # the job's default memory is 1 GiB
+    api.write(job["id"], "big.sh", big_script())
+    run = linter(lint(api, job), "shellcheck")
+    assert not run["oom_killed"] and run["error"] is None
+    assert run["new_count"] > 1000
