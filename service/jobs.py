@@ -11,7 +11,7 @@ import asyncio
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -83,6 +83,8 @@ class JobService:
         # Called with a job's id once its end (destroyed, failed, reaped) has committed: the app
         # points it at the outcome trail. Must not block or raise.
         self.on_end: Callable[[str], None] | None = None
+        # awaited before a job's box and volume are removed (its linter boxes mount that volume)
+        self.on_closing: list[Callable[[str], Awaitable[None]]] = []
 
     async def reload_config(self, actor: Actor) -> ImageState:
         """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
@@ -373,6 +375,8 @@ class JobService:
         `best_effort`: a failing clean-up is logged and the job is ended anyway."""
         if job.container_id:
             await self._save_logs(job)
+        for hook in self.on_closing:
+            await hook(job.id)
         try:
             await self.backend.destroy(
                 job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"

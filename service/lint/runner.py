@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from service.audit import Actor, AuditEntry
-from service.errors import DockyardError, FileNotFound, PathOutsideWorkspace, SandboxFailed
+from service.errors import DockyardError, FileNotFound, JobNotReady, PathOutsideWorkspace, SandboxFailed
 from service.jobs import JobService
 from service.lint.detect import Pick, Skip, interpreter, rule_files, select
 from service.lint.parsers import PARSERS, Diagnostic
@@ -48,6 +48,7 @@ from service.models import (
     ReadFileRequest,
 )
 from service.sandbox.backend import ExecResult, RunSpec, VolumeMount
+from service.sandbox.docker import SandboxGone
 from service.settings import Limits, LinterSpec
 from service.store import JobRecord
 from service.tools import files as file_tools
@@ -69,12 +70,25 @@ PROBE_SCRIPT = 'if [ -n "$1" ] && [ -e "$1" ]; then echo repo; eval "$2"; else e
 FILES_SCRIPT = (
     'for f; do if [ -L "$f" ]; then k=l; elif [ -f "$f" ]; then k=f; '
     'elif [ -d "$f" ]; then k=d; else k=m; fi; '
-    "printf '%s\\0%s\\0' \"$k\" \"$f\"; "
+    'printf \'%s\\0%s\\0\' "$k" "$f"; '
     'case "$k/${f##*/}" in f/*.*) ;; '
     'f/*) head -c 200 -- "$f" 2>/dev/null | head -n 1 | tr -d "\\000";; esac; '
     "printf '\\0'; done"
 )
 SHEBANG_FILES_MAX = 5000
+# A run in a linter box: NAME=VALUE pairs up to "--" are exported, then the linter runs.
+RUN_SCRIPT = 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"'
+# After each run: kill every process but the box's init, its idle process ($1), this shell and the
+# exec's `timeout` parent; empty /tmp; "clean" only when nothing else is left.
+RESET_SCRIPT = (
+    'keep=" 1 $1 $$ $PPID "; for pass in 1 2 3 4 5; do left=0; for d in /proc/[0-9]*; do p=${d#/proc/}; '
+    'case "$keep" in *" $p "*) ;; *) kill -9 "$p" 2>/dev/null && left=1;; esac; done; '
+    '[ "$left" = 0 ] && break; sleep 0.05; done; '
+    "chmod -R u+rwx /tmp 2>/dev/null; find /tmp -mindepth 1 -delete 2>/dev/null; n=0; "
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; case "$keep" in *" $p "*) continue;; esac; '
+    'grep -qs "^State:[[:space:]]*Z" "$d/status" || n=$((n + 1)); done; '
+    '[ "$n" = 0 ] && [ -z "$(ls -A /tmp)" ] && echo clean || echo "dirty: $n processes"'
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,13 @@ EnvLookup = Callable[[JobRecord], Awaitable[ToolEnv | None]]
 class Tool:
     source: str  # "repo" | "image"
     version: str | None
+
+
+@dataclass
+class _Box:
+    container_id: str
+    keep: str  # pid of its idle process (`sleep infinity` under the box's init)
+    lock: asyncio.Lock  # one run at a time: a run and its reset are never interleaved
 
 
 @dataclass
@@ -159,6 +180,9 @@ class LintService:
         self.jobs = jobs
         self.envs = envs
         self._tools: dict[tuple[str, str, str | None], Tool] = {}
+        self._boxes: dict[str, dict[tuple[object, ...], _Box]] = {}  # job id → caps key → its box
+        self._box_lock = asyncio.Lock()
+        self._closed: set[str] = set()  # jobs whose boxes went: never make another for them
         # job id → (linter, tool identity, file) → that file's diagnostics at base_sha
         self._base: dict[str, dict[tuple[str, str, str], list[Diagnostic]]] = {}
         previous = jobs.on_end
@@ -169,6 +193,7 @@ class LintService:
                 previous(job_id)
 
         jobs.on_end = ended
+        jobs.on_closing.append(self._drop_job)  # linter boxes go before the job's volume
 
     async def lint(self, job_id: str, req: LintRequest, actor: Actor) -> LintResult:
         jobs = self.jobs
@@ -291,7 +316,123 @@ class LintService:
         }
         return cfg.clamp(requested)
 
-    async def _tool(self, pick: Pick, image: str, env: ToolEnv | None, actor: Actor, job: JobRecord) -> Tool:
+    # --- linter boxes: one per (job, image, caps, environment), reset between runs -------------
+
+    def _box_spec(
+        self, job: JobRecord, pick: Pick, image: str, limits: Limits, mounts: tuple[VolumeMount, ...]
+    ) -> RunSpec:
+        assert job.volume is not None
+        cfg = self.jobs.images.config
+        return RunSpec(
+            name=f"dockyard-{job.id}-lint-{secrets.token_hex(4)}",
+            image=image,
+            argv=[],
+            workspace_volume=job.volume,
+            limits=limits,
+            labels={"dockyard.job": job.id, "dockyard.lint": "box"},
+            user=self.jobs.settings.sandbox_user,
+            nofile=cfg.limits.nofile,
+            # base runs unpack the tree at base_sha into /tmp: the workspace's size on top
+            tmp_mb=(pick.spec.tmp_mb or cfg.limits.tmp_mb) + limits.disk_mb,
+            timeout_s=float(limits.lint_timeout_s),
+            output_cap=0,
+            runtime=pick.spec.runtime,
+            mounts=mounts,
+        )
+
+    @staticmethod
+    def _box_key(spec: RunSpec) -> tuple[object, ...]:
+        lim = spec.limits
+        return (spec.image, lim.memory_mb, lim.cpus, lim.pids, spec.tmp_mb, spec.runtime, spec.mounts)
+
+    async def _box(self, job: JobRecord, spec: RunSpec) -> _Box:
+        key = self._box_key(spec)
+        async with self._box_lock:  # _drop_job takes it too: no box is made for a closing job
+            if job.id in self._closed:
+                raise JobNotReady(f"job {job.id} has ended", {"job_id": job.id})
+            boxes = self._boxes.setdefault(job.id, {})
+            box = boxes.get(key)
+            if box is None:
+                backend = self.jobs.backend
+                container_id = await backend.create_linter_box(spec)
+                try:
+                    found = await backend.exec(
+                        container_id,
+                        ["cat", "/proc/1/task/1/children"],
+                        stdin=None,
+                        timeout_s=10,
+                        output_cap=4096,
+                    )
+                    keep = found.stdout.decode().split()
+                    if found.exit_code != 0 or len(keep) != 1:
+                        raise SandboxFailed("a linter box did not start as expected", {"children": keep})
+                except BaseException:
+                    await backend.destroy(container_id, None)
+                    raise
+                box = boxes[key] = _Box(container_id, keep[0], asyncio.Lock())
+            return box
+
+    async def _drop_box(self, job_id: str, key: tuple[object, ...]) -> None:
+        box = self._boxes.get(job_id, {}).pop(key, None)
+        if box is not None:
+            await self.jobs.backend.destroy(box.container_id, None)
+
+    async def _drop_job(self, job_id: str) -> None:
+        async with self._box_lock:
+            self._closed.add(job_id)
+            boxes = self._boxes.pop(job_id, None) or {}
+        for box in boxes.values():
+            try:
+                await self.jobs.backend.destroy(box.container_id, None)
+            except DockyardError as e:  # the reaper removes what is left of an ended job
+                log.warning("linter_box_remove_failed", job_id=job_id, error=e.message)
+
+    async def _in_box(
+        self,
+        job: JobRecord,
+        pick: Pick,
+        image: str,
+        limits: Limits,
+        mounts: tuple[VolumeMount, ...],
+        argv: list[str],
+        env: dict[str, str],
+        timeout_s: float,
+        output_cap: int,
+    ) -> ExecResult:
+        """One run in the job's linter box, then every other process killed and /tmp emptied."""
+        spec = self._box_spec(job, pick, image, limits, mounts)
+        box = await self._box(job, spec)
+        key = self._box_key(spec)
+        backend = self.jobs.backend
+        async with box.lock:
+            full = ["sh", "-c", RUN_SCRIPT, "lint-run", *(f"{k}={v}" for k, v in env.items()), "--", *argv]
+            try:
+                result = await backend.exec(
+                    box.container_id, full, stdin=None, timeout_s=timeout_s, output_cap=output_cap
+                )
+            except SandboxGone as e:
+                self._boxes.get(job.id, {}).pop(key, None)
+                raise SandboxFailed("the linter box ended during the run", {"linter": pick.name}) from e
+            result.argv = argv
+            try:
+                reset = await backend.exec(
+                    box.container_id,
+                    ["sh", "-c", RESET_SCRIPT, "lint-reset", box.keep],
+                    stdin=None,
+                    timeout_s=20,
+                    output_cap=4096,
+                )
+                clean = reset.exit_code == 0 and reset.stdout.strip() == b"clean"
+            except DockyardError:
+                clean = False
+            if not clean:  # something outlived the reset: this box is not used again
+                log.warning("linter_box_not_clean", job_id=job.id, linter=pick.name)
+                await self._drop_box(job.id, key)
+        return result
+
+    async def _tool(
+        self, pick: Pick, image: str, limits: Limits, env: ToolEnv | None, job: JobRecord
+    ) -> Tool:
         """Which tool runs (the repo's from its environment, or the image's) and its version."""
         spec = pick.spec
         requires = spec.repo_requires or spec.repo_command
@@ -304,31 +445,18 @@ class LintService:
 
         repo_tool = spec.repo_command or spec.command[0]
         argv = [
-            "sh", "-c", PROBE_SCRIPT, "lint-probe",
+            "sh",
+            "-c",
+            PROBE_SCRIPT,
+            "lint-probe",
             requires if env and requires else "",
             version_argv(repo_tool),
             version_argv(spec.command[0]),
         ]
-        probe_limits = self.jobs.images.config.clamp({"memory_mb": 256, "lint_timeout_s": 30})
         spec_env = {**spec.env, **(spec.repo_env if env and requires else {})}
-        run = RunSpec(
-            name=f"dockyard-{job.id}-probe-{pick.name}-{secrets.token_hex(3)}",
-            image=image,
-            argv=argv,
-            workspace_volume=job.volume or "",
-            limits=probe_limits,
-            labels={"dockyard.job": job.id, "dockyard.lint": pick.name},
-            user=self.jobs.settings.sandbox_user,
-            nofile=self.jobs.images.config.limits.nofile,
-            tmp_mb=self.jobs.images.config.limits.tmp_mb,
-            timeout_s=30.0,
-            output_cap=64 * 1024,
-            env=spec_env,
-            runtime=spec.runtime,
-            mounts=(VolumeMount(env.volume, ENV_ROOT),) if env else (),
-        )
+        mounts = (VolumeMount(env.volume, ENV_ROOT),) if env else ()
         try:
-            result = await self.jobs.backend.run(run)
+            result = await self._in_box(job, pick, image, limits, mounts, argv, spec_env, 30, 64 * 1024)
         except DockyardError:
             return Tool("image", None)  # not cached: the run itself reports what is wrong
         lines = [ln.strip() for ln in result.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
@@ -361,8 +489,9 @@ class LintService:
                 f"has no dependency environment to take the repository's from, so {pick.name} did not run "
                 "(and no other linter stands in for it)",
             )
+        limits = self._limits(pick, job_limits)
         async with budget:
-            tool = await self._tool(pick, image, env, actor, job)
+            tool = await self._tool(pick, image, limits, env, job)
         if spec.repo_only and tool.source != "repo":
             return Skip(
                 pick.language,
@@ -370,7 +499,6 @@ class LintService:
                 f"the repository uses {pick.name} ({pick.rule}) but its environment has no "
                 f"{spec.repo_command}; {pick.name} did not run",
             )
-        limits = self._limits(pick, job_limits)
         template = spec.scope_command if pick.scoped and spec.scope_command else spec.command
         if tool.source == "repo" and spec.repo_command:
             template = [spec.repo_command, *template[1:]]
@@ -447,30 +575,14 @@ class LintService:
         *,
         base: bool,
     ) -> _Outcome:
-        assert job.volume is not None and job.base_sha is not None
-        settings = self.jobs.settings
+        assert job.base_sha is not None
         run_argv = ["sh", "-c", BASE_SCRIPT, "lint-base", job.base_sha, *argv] if base else argv
-        spec = RunSpec(
-            name=f"dockyard-{job.id}-lint-{pick.name}-{secrets.token_hex(3)}",
-            image=image,
-            argv=run_argv,
-            workspace_volume=job.volume,
-            limits=limits,
-            labels={"dockyard.job": job.id, "dockyard.lint": pick.name},
-            user=settings.sandbox_user,
-            nofile=self.jobs.images.config.limits.nofile,
-            # The base run unpacks the tree at base_sha into /tmp, so it gets the workspace's size on top.
-            tmp_mb=(pick.spec.tmp_mb or self.jobs.images.config.limits.tmp_mb)
-            + (limits.disk_mb if base else 0),
-            timeout_s=float(limits.lint_timeout_s),
-            # read it all for parsing (up to lint_capture_mb); output_cap_kb only cuts what is shown
-            output_cap=max(limits.output_cap_kb * 1024, self.jobs.images.config.limits.lint_capture_mb << 20),
-            env=env,
-            runtime=pick.spec.runtime,
-            mounts=mounts,
-        )
+        cap = max(limits.output_cap_kb * 1024, self.jobs.images.config.limits.lint_capture_mb << 20)
         try:
-            result = await self.jobs.backend.run(spec)
+            # read it all for parsing (up to lint_capture_mb); output_cap_kb only cuts what is shown
+            result = await self._in_box(
+                job, pick, image, limits, mounts, run_argv, env, limits.lint_timeout_s, cap
+            )
         except DockyardError as e:
             await self._audit(job, pick, actor, run_argv, None, e.code, base=base)
             return _Outcome(None, [], e.message)

@@ -25,9 +25,22 @@ def image_tag(api: Api, name: str) -> str:
 def native(api: Api, image: str, root: Path, argv: list[str]) -> str:
     """The tool itself, in its image, on a plain copy of the files (no dockyard in between)."""
     out = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-v", f"{root}:/w:ro", "-w", "/w",
-         image_tag(api, image), *argv],
-        capture_output=True, text=True, timeout=300,
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{root}:/w:ro",
+            "-w",
+            "/w",
+            image_tag(api, image),
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return out.stdout
 
@@ -49,8 +62,12 @@ def test_ruff_fix_true_repo_reports_the_real_finding(api: Api, make_job: JobFact
     assert diags(ruff) == {("a.py", 1, "F401", True)}  # not E902 Read-only file system
     assert "--no-fix" in ruff["command"]
     ref = write_tree(tmp_path / "native", {"pyproject.toml": config, "a.py": "import os\nX = 1\n"})
-    got = json.loads(native(api, "python", ref, ["ruff", "check", "--no-fix", "--output-format", "json", "a.py"]))
-    assert {(d["location"]["row"], d["code"]) for d in got} == {(d["line"], d["code"]) for d in ruff["diagnostics"]}
+    got = json.loads(
+        native(api, "python", ref, ["ruff", "check", "--no-fix", "--output-format", "json", "a.py"])
+    )
+    assert {(d["location"]["row"], d["code"]) for d in got} == {
+        (d["line"], d["code"]) for d in ruff["diagnostics"]
+    }
     version = native(api, "python", ref, ["ruff", "--version"]).strip()
     assert (ruff["tool_source"], ruff["version"]) == ("image", version)
 
@@ -94,7 +111,11 @@ def test_duplicate_message_new_mark_lands_on_the_injected_one(
 
 def test_multi_language_repo_lints_every_language(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
     files = {f"fixtures/p{i}/package.json": "{}\n" for i in range(12)}  # detected as node
-    files |= {"app.py": "X = 1\n", "bin/deploy": "#!/usr/bin/env bash\necho hi\n", "web.js": "export const a = 1;\n"}
+    files |= {
+        "app.py": "X = 1\n",
+        "bin/deploy": "#!/usr/bin/env bash\necho hi\n",
+        "web.js": "export const a = 1;\n",
+    }
     files |= {"tool.rb": "puts 1\n", "README.md": "# x\n"}
     url = make_repo(tmp_path / "repo", files)
     job = make_job(clone_url=url, language=None)
@@ -124,7 +145,9 @@ def test_multi_language_repo_lints_every_language(api: Api, make_job: JobFactory
 def test_xo_repo_without_environment_is_skipped_not_linted_with_eslint_defaults(
     api: Api, make_job: JobFactory, tmp_path: Path
 ) -> None:
-    pkg = json.dumps({"name": "x", "type": "module", "xo": {"space": True}, "devDependencies": {"xo": "^0.58.0"}})
+    pkg = json.dumps(
+        {"name": "x", "type": "module", "xo": {"space": True}, "devDependencies": {"xo": "^0.58.0"}}
+    )
     url = make_repo(tmp_path / "repo", {"package.json": pkg, "index.js": "export const a = 1;\n"})
     job = make_job(clone_url=url, language="node")
     api.write(job["id"], "index.js", "export const a = 1;\nconst unused = 2;\n")
@@ -163,8 +186,12 @@ def big_script() -> str:
     while len(lines) < 4000:
         i += 1
         lines += [
-            f'if [ "$1" = {i} ]; then', f'  V{i % 400}="$2"', f"  W=$((W + {i}))", "else",
-            f'  case $3 in a{i}) V{(i * 7) % 400}=x ;; *) echo "$V{(i * 3) % 400}" $W ;; esac', "fi",
+            f'if [ "$1" = {i} ]; then',
+            f'  V{i % 400}="$2"',
+            f"  W=$((W + {i}))",
+            "else",
+            f'  case $3 in a{i}) V{(i * 7) % 400}=x ;; *) echo "$V{(i * 3) % 400}" $W ;; esac',
+            "fi",
             f'[ -n "$V{i % 400}" ] && echo $V{(i + 1) % 400}',
         ]
     return "\n".join(lines) + "\n"
@@ -179,3 +206,47 @@ def test_shellcheck_on_a_big_script_is_not_oom_killed_at_the_default(
     run = linter(lint(api, job), "shellcheck")
     assert not run["oom_killed"] and run["error"] is None
     assert run["new_count"] > 1000
+
+
+LEFTOVER_PLUGIN = """import os, subprocess, sys
+
+
+def _sleeping():
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and open(f"/proc/{p}/cmdline", "rb").read().startswith(b"sleep\\x00300"):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def register(linter):
+    seen = os.path.exists("/tmp/leftover") or _sleeping()
+    print("LEFTOVER-SEEN" if seen else "FRESH-BOX", file=sys.stderr)
+    open("/tmp/leftover", "w").write("x")
+    subprocess.Popen(["sleep", "300"], start_new_session=True, env={})  # no exec marker: escapes it
+"""
+
+
+def test_linter_box_is_reused_and_reset_between_runs(
+    api: Api, make_job: JobFactory, tmp_path: Path, docker_client: Any
+) -> None:
+    files = {
+        ".pylintrc": "[MAIN]\nload-plugins=leftover\n",
+        "leftover.py": LEFTOVER_PLUGIN,
+        "m.py": "X = 1\n",
+    }
+    job = make_job(clone_url=make_repo(tmp_path / "repo", files), language="python")
+    outputs = []
+    for n in (2, 3, 4):
+        api.write(job["id"], "m.py", f"X = {n}\n")
+        outputs.append(linter(lint(api, job), "pylint")["output"])
+    assert all("FRESH-BOX" in o and "LEFTOVER-SEEN" not in o for o in outputs), outputs
+    boxes = docker_client.containers.list(
+        all=True, filters={"label": ["dockyard.lint=box", f"dockyard.job={job['id']}"]}
+    )
+    assert len(boxes) == 1  # one box for the three runs (and the tool probe)
+    assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert docker_client.containers.list(all=True, filters={"label": f"dockyard.job={job['id']}"}) == []
+    assert [v for v in docker_client.volumes.list() if job["id"] in v.name] == []

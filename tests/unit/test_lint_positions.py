@@ -29,11 +29,15 @@ def patch_of(tmp: Path, before: dict[str, str], after: dict[str, str]) -> bytes:
     ).stdout
 
 
-def d(line: int, code: str = "F401", message: str = "`os` imported but unused", path: str = "a.py") -> Diagnostic:
+def d(
+    line: int, code: str = "F401", message: str = "`os` imported but unused", path: str = "a.py"
+) -> Diagnostic:
     return Diagnostic(path, line, 1, code, message, "error")
 
 
-def verdict(tmp: Path, before: str, after: str, base: list[Diagnostic], current: list[Diagnostic]) -> list[bool]:
+def verdict(
+    tmp: Path, before: str, after: str, base: list[Diagnostic], current: list[Diagnostic]
+) -> list[bool]:
     maps = parse_patch(patch_of(tmp, {"a.py": before}, {"a.py": after}))
     return judge_new(current, base, maps, {"a.py": "modified"})
 
