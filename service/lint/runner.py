@@ -27,7 +27,6 @@ import secrets
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 
 from service.audit import Actor, AuditEntry
 from service.errors import DockyardError, FileNotFound, JobNotReady, PathOutsideWorkspace, SandboxFailed
@@ -45,13 +44,11 @@ from service.models import (
     LintSkipped,
     ListDirectoryRequest,
     ListDirectoryResult,
-    ReadFileRequest,
 )
 from service.sandbox.backend import ExecResult, RunSpec, VolumeMount
 from service.sandbox.docker import SandboxGone
 from service.settings import Limits, LinterSpec
 from service.store import JobRecord
-from service.tools import files as file_tools
 from service.tools import listing
 from service.tools.diff import diff_call, parse_changes
 from service.tools.protocol import ToolCall
@@ -62,33 +59,38 @@ BASE_SCRIPT = (
     'set -e; base="$1"; shift; mkdir -p /tmp/base; '
     'git -C /workspace archive --format=tar "$base" | tar -x -C /tmp/base; cd /tmp/base; exec "$@"'
 )
-CONFIG_READ_CAP = 256 * 1024
+CONFIG_READ_CAP = 256 * 1024  # bytes of one config file read for the enabling rules
 ENV_ROOT = "/env"
 # Which tool a linter box would run, and its version: one line "repo"/"image", then the version.
 PROBE_SCRIPT = 'if [ -n "$1" ] && [ -e "$1" ]; then echo repo; eval "$2"; else echo image; eval "$3"; fi 2>&1'
-# Per path: kind (f file, d dir, l link, m missing) NUL path NUL first line (extensionless files) NUL.
+# One exec in the job's box: per argument, kind (f file, d dir, l link, m missing) NUL path NUL
+# data NUL. Paths before "--": data is an extensionless file's first line (its shebang); config
+# files after "--": data is its text (capped, a link is never followed).
 FILES_SCRIPT = (
-    'for f; do if [ -L "$f" ]; then k=l; elif [ -f "$f" ]; then k=f; '
-    'elif [ -d "$f" ]; then k=d; else k=m; fi; '
+    'mode=p; for f; do if [ "$f" = -- ]; then mode=c; continue; fi; '
+    'if [ -L "$f" ]; then k=l; elif [ -f "$f" ]; then k=f; elif [ -d "$f" ]; then k=d; else k=m; fi; '
     'printf \'%s\\0%s\\0\' "$k" "$f"; '
-    'case "$k/${f##*/}" in f/*.*) ;; '
-    'f/*) head -c 200 -- "$f" 2>/dev/null | head -n 1 | tr -d "\\000";; esac; '
+    'if [ "$k" = f ] && [ "$mode" = c ]; then head -c CAP -- "$f" 2>/dev/null | tr -d "\\000"; '
+    'elif [ "$k" = f ]; then case "${f##*/}" in *.*) ;; '
+    '*) head -c 200 -- "$f" 2>/dev/null | head -n 1 | tr -d "\\000";; esac; fi; '
     "printf '\\0'; done"
 )
 SHEBANG_FILES_MAX = 5000
-# A run in a linter box: NAME=VALUE pairs up to "--" are exported, then the linter runs.
-RUN_SCRIPT = 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"'
-# After each run: kill every process but the box's init, its idle process ($1), this shell and the
-# exec's `timeout` parent; empty /tmp; "clean" only when nothing else is left.
-RESET_SCRIPT = (
-    'keep=" 1 $1 $$ $PPID "; for pass in 1 2 3 4 5; do left=0; for d in /proc/[0-9]*; do p=${d#/proc/}; '
-    'case "$keep" in *" $p "*) ;; *) kill -9 "$p" 2>/dev/null && left=1;; esac; done; '
+# A run in a linter box, one exec: first the box is reset (every process but its init, its idle
+# process ($1), this shell and the exec's `timeout` parent killed; /tmp emptied), then NAME=VALUE
+# pairs up to "--" are exported and the linter runs. A box that cannot be reset says DIRTY and
+# exits 125 without running anything: it is removed and the run retried in a fresh box.
+RESET = (
+    'keep=" 1 $1 $$ $PPID "; shift; for pass in 1 2 3 4 5; do left=0; for d in /proc/[0-9]*; do '
+    'p=${d#/proc/}; case "$keep" in *" $p "*) ;; *) kill -9 "$p" 2>/dev/null && left=1;; esac; done; '
     '[ "$left" = 0 ] && break; sleep 0.05; done; '
     "chmod -R u+rwx /tmp 2>/dev/null; find /tmp -mindepth 1 -delete 2>/dev/null; n=0; "
     'for d in /proc/[0-9]*; do p=${d#/proc/}; case "$keep" in *" $p "*) continue;; esac; '
     'grep -qs "^State:[[:space:]]*Z" "$d/status" || n=$((n + 1)); done; '
-    '[ "$n" = 0 ] && [ -z "$(ls -A /tmp)" ] && echo clean || echo "dirty: $n processes"'
+    'if [ "$n" != 0 ] || [ -n "$(ls -A /tmp)" ]; then echo "DOCKYARD-BOX-DIRTY $n"; exit 125; fi; '
 )
+RUN_SCRIPT = RESET + 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; cd /workspace && exec "$@"'
+DIRTY = b"DOCKYARD-BOX-DIRTY"
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def _check_paths(paths: list[str]) -> list[str]:
 
 
 def parse_files(result: ExecResult) -> dict[str, tuple[str, str]]:
-    """FILES_SCRIPT's answer → path → (kind, first line)."""
+    """FILES_SCRIPT's answer → path → (kind, first line or config text)."""
     if result.exit_code != 0 or result.timed_out or result.output_truncated:
         raise SandboxFailed("could not look at the files to lint", {"exit_code": result.exit_code})
     parts = result.stdout.split(b"\0")
@@ -214,9 +216,12 @@ class LintService:
             return tree
 
         # parse_changes raises when the diff exec was cut short: never a "passed" over no files.
-        changes, tree = await asyncio.gather(
+        # One round of three execs: the diff, the listing, the explicit paths and config files.
+        configs = sorted(n for n in rule_files(cfg) if not any(c in n for c in "*?["))
+        changes, tree, seen = await asyncio.gather(
             jobs.run_tool(job.id, diff_call(base_sha), actor, parse_changes),
             jobs.run_tool(job.id, listing.list_call(listing_req, 20000), actor, whole_listing),
+            self._files(job, explicit or [], configs, actor),
         )
         changed: dict[str, str] = {c.path: c.status for c in changes.changes}
         maps = parse_patch(changes.patch, truncated=changes.output_truncated)
@@ -227,8 +232,21 @@ class LintService:
             targets = [e.path for e in tree.entries if e.type == "file"]
         else:
             targets = [p for p, status in changed.items() if status != "deleted"]
-        shebangs, targets = await self._look(job, targets, explicit is not None, actor)
-        texts = await self._config_texts(job, root_files & rule_files(cfg), actor)
+        if explicit is not None:
+            missing = [p for p in explicit if seen.get(p, ("m", ""))[0] == "m"]
+            if missing:
+                raise FileNotFound(
+                    f"no such file in the workspace: {', '.join(missing[:10])}", {"paths": missing[:100]}
+                )
+        else:  # changed or all files: their shebangs are looked at now (only extensionless ones)
+            ask = [t for t in targets if "." not in posixpath.basename(t).lstrip(".")]
+            seen |= await self._files(job, ask[:SHEBANG_FILES_MAX], [], actor) if ask else {}
+        shebangs = {}
+        for t in targets:
+            kind, first = seen.get(t, ("m", ""))
+            if kind == "f" and "." not in posixpath.basename(t).lstrip(".") and (name := interpreter(first)):
+                shebangs[t] = name
+        texts = {n: seen[n][1] for n in configs if n in root_files and seen.get(n, ("m", ""))[0] == "f"}
         picks, skips = select(
             cfg, root_files=root_files, texts=texts, targets=targets, requested=req.linters, shebangs=shebangs
         )
@@ -256,47 +274,15 @@ class LintService:
             clamped={k: Clamped(**v) for k, v in (job.limits.get("clamped") or {}).items()},
         )
 
-    async def _look(
-        self, job: JobRecord, targets: list[str], explicit: bool, actor: Actor
-    ) -> tuple[dict[str, str], list[str]]:
-        """Explicit paths must exist (404 otherwise); extensionless files → their interpreter."""
-        extensionless = [t for t in targets if "." not in posixpath.basename(t).lstrip(".")]
-        ask = targets if explicit else extensionless[:SHEBANG_FILES_MAX]
-        if not ask:
-            return {}, targets
-        argv = ["sh", "-c", FILES_SCRIPT, "lint-files", *(_arg(p) for p in ask)]
-        seen = await self.jobs.run_tool(job.id, ToolCall("lint.files", argv), actor, parse_files)
-        found = {(p[2:] if p.startswith("./-") else p): v for p, v in seen.items()}
-        if explicit:
-            missing = [p for p in targets if found.get(p, ("m", ""))[0] == "m"]
-            if missing:
-                raise FileNotFound(
-                    f"no such file in the workspace: {', '.join(missing[:10])}", {"paths": missing[:100]}
-                )
-        shebangs = {}
-        for p in extensionless:
-            kind, first = found.get(p, ("m", ""))
-            name = interpreter(first) if kind == "f" else None
-            if name:
-                shebangs[p] = name
-        return shebangs, targets
-
-    async def _config_texts(self, job: JobRecord, names: set[str], actor: Actor) -> dict[str, str]:
-        async def read(name: str) -> tuple[str, str | None]:
-            req = ReadFileRequest(path=name)
-            try:
-                answer = await self.jobs.run_tool(
-                    job.id,
-                    file_tools.read_call(req, CONFIG_READ_CAP),
-                    actor,
-                    partial(file_tools.parse_read, req),
-                )
-            except DockyardError:
-                return name, None  # unreadable config (binary, a link out): it enables nothing
-            return name, answer.content
-
-        found = await asyncio.gather(*(read(n) for n in sorted(names)))
-        return {name: text for name, text in found if text is not None}
+    async def _files(
+        self, job: JobRecord, paths: list[str], configs: list[str], actor: Actor
+    ) -> dict[str, tuple[str, str]]:
+        if not paths and not configs:
+            return {}
+        script = FILES_SCRIPT.replace("CAP", str(CONFIG_READ_CAP))
+        argv = ["sh", "-c", script, "lint-files", *(_arg(p) for p in paths), "--", *configs]
+        found = await self.jobs.run_tool(job.id, ToolCall("lint.files", argv), actor, parse_files)
+        return {(p[2:] if p.startswith("./-") else p): v for p, v in found.items()}
 
     def _limits(self, pick: Pick, job_limits: Limits) -> Limits:
         cfg = self.jobs.images.config
@@ -404,31 +390,28 @@ class LintService:
         box = await self._box(job, spec)
         key = self._box_key(spec)
         backend = self.jobs.backend
-        async with box.lock:
-            full = ["sh", "-c", RUN_SCRIPT, "lint-run", *(f"{k}={v}" for k, v in env.items()), "--", *argv]
-            try:
-                result = await backend.exec(
-                    box.container_id, full, stdin=None, timeout_s=timeout_s, output_cap=output_cap
-                )
-            except SandboxGone as e:
-                self._boxes.get(job.id, {}).pop(key, None)
-                raise SandboxFailed("the linter box ended during the run", {"linter": pick.name}) from e
-            result.argv = argv
-            try:
-                reset = await backend.exec(
-                    box.container_id,
-                    ["sh", "-c", RESET_SCRIPT, "lint-reset", box.keep],
-                    stdin=None,
-                    timeout_s=20,
-                    output_cap=4096,
-                )
-                clean = reset.exit_code == 0 and reset.stdout.strip() == b"clean"
-            except DockyardError:
-                clean = False
-            if not clean:  # something outlived the reset: this box is not used again
-                log.warning("linter_box_not_clean", job_id=job.id, linter=pick.name)
-                await self._drop_box(job.id, key)
-        return result
+        full = ["sh", "-c", RUN_SCRIPT, "lint-run", *(f"{k}={v}" for k, v in env.items()), "--", *argv]
+        for attempt in (1, 2):
+            async with box.lock:
+                try:
+                    result = await backend.exec(
+                        box.container_id,
+                        [*full[:4], box.keep, *full[4:]],
+                        stdin=None,
+                        timeout_s=timeout_s,
+                        output_cap=output_cap,
+                    )
+                except SandboxGone as e:
+                    self._boxes.get(job.id, {}).pop(key, None)
+                    raise SandboxFailed("the linter box ended during the run", {"linter": pick.name}) from e
+            if not (result.exit_code == 125 and result.stdout.startswith(DIRTY)):
+                result.argv = argv
+                return result
+            # something outlived the reset: this box is not used again, the run goes to a fresh one
+            log.warning("linter_box_not_clean", job_id=job.id, linter=pick.name, attempt=attempt)
+            await self._drop_box(job.id, key)
+            box = await self._box(job, spec)
+        raise SandboxFailed("a fresh linter box could not be reset", {"linter": pick.name})
 
     async def _tool(
         self, pick: Pick, image: str, limits: Limits, env: ToolEnv | None, job: JobRecord
