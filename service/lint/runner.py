@@ -73,7 +73,9 @@ FILES_SCRIPT = (
     'if [ "$k" = f ] && [ "$mode" = c ]; then head -c CAP -- "$f" 2>/dev/null | tr -d "\\000"; '
     'elif [ "$k" = f ]; then case "${f##*/}" in *.*) ;; '
     '*) head -c 200 -- "$f" 2>/dev/null | head -n 1 | tr -d "\\000";; esac; fi; '
-    "printf '\\0'; done"
+    "printf '\\0'; done; "
+    # then the workspace root's files and links (kind r): what the enabling globs match
+    'for f in * .[!.]* ..?*; do if [ -f "$f" ] || [ -L "$f" ]; then printf \'r\\0%s\\0\\0\' "$f"; fi; done'
 )
 SHEBANG_FILES_MAX = 5000
 # A run in a linter box, one exec: first the box is reset (every process but its init, its idle
@@ -156,17 +158,17 @@ def _check_paths(paths: list[str]) -> list[str]:
     return out
 
 
-def parse_files(result: ExecResult) -> dict[str, tuple[str, str]]:
-    """FILES_SCRIPT's answer → path → (kind, first line or config text)."""
+def parse_files(result: ExecResult) -> dict[tuple[str, str], tuple[str, str]]:
+    """FILES_SCRIPT's answer → (section, path) → (kind, first line or config text); section "r"
+    holds the workspace root's files, "p" every path asked about."""
     if result.exit_code != 0 or result.timed_out or result.output_truncated:
         raise SandboxFailed("could not look at the files to lint", {"exit_code": result.exit_code})
     parts = result.stdout.split(b"\0")
     out = {}
     for i in range(0, len(parts) - 2, 3):
-        out[parts[i + 1].decode("utf-8", "replace")] = (
-            parts[i].decode(),
-            parts[i + 2].decode("utf-8", "replace"),
-        )
+        kind = parts[i].decode()
+        path = parts[i + 1].decode("utf-8", "replace")
+        out[("r" if kind == "r" else "p", path)] = (kind, parts[i + 2].decode("utf-8", "replace"))
     return out
 
 
@@ -216,19 +218,25 @@ class LintService:
             return tree
 
         # parse_changes raises when the diff exec was cut short: never a "passed" over no files.
-        # One round of three execs: the diff, the listing, the explicit paths and config files.
+        # One round of execs: the diff; the explicit paths, config files and root files; the whole
+        # tree's listing only for all_files.
         configs = sorted(n for n in rule_files(cfg) if not any(c in n for c in "*?["))
-        changes, tree, seen = await asyncio.gather(
+
+        async def whole_tree() -> ListDirectoryResult | None:
+            if not req.all_files:
+                return None
+            return await jobs.run_tool(job.id, listing.list_call(listing_req, 20000), actor, whole_listing)
+
+        changes, tree, (seen, root_files) = await asyncio.gather(
             jobs.run_tool(job.id, diff_call(base_sha), actor, parse_changes),
-            jobs.run_tool(job.id, listing.list_call(listing_req, 20000), actor, whole_listing),
+            whole_tree(),
             self._files(job, explicit or [], configs, actor),
         )
         changed: dict[str, str] = {c.path: c.status for c in changes.changes}
         maps = parse_patch(changes.patch, truncated=changes.output_truncated)
-        root_files = {e.path for e in tree.entries if "/" not in e.path and e.type != "dir"}
         if explicit is not None:
             targets = explicit
-        elif req.all_files:
+        elif tree is not None:
             targets = [e.path for e in tree.entries if e.type == "file"]
         else:
             targets = [p for p, status in changed.items() if status != "deleted"]
@@ -240,7 +248,8 @@ class LintService:
                 )
         else:  # changed or all files: their shebangs are looked at now (only extensionless ones)
             ask = [t for t in targets if "." not in posixpath.basename(t).lstrip(".")]
-            seen |= await self._files(job, ask[:SHEBANG_FILES_MAX], [], actor) if ask else {}
+            if ask:
+                seen |= (await self._files(job, ask[:SHEBANG_FILES_MAX], [], actor))[0]
         shebangs = {}
         for t in targets:
             kind, first = seen.get(t, ("m", ""))
@@ -276,13 +285,13 @@ class LintService:
 
     async def _files(
         self, job: JobRecord, paths: list[str], configs: list[str], actor: Actor
-    ) -> dict[str, tuple[str, str]]:
-        if not paths and not configs:
-            return {}
+    ) -> tuple[dict[str, tuple[str, str]], set[str]]:
+        """Paths and config files as FILES_SCRIPT sees them, and the workspace root's files."""
         script = FILES_SCRIPT.replace("CAP", str(CONFIG_READ_CAP))
         argv = ["sh", "-c", script, "lint-files", *(_arg(p) for p in paths), "--", *configs]
         found = await self.jobs.run_tool(job.id, ToolCall("lint.files", argv), actor, parse_files)
-        return {(p[2:] if p.startswith("./-") else p): v for p, v in found.items()}
+        seen = {(p[2:] if p.startswith("./-") else p): v for (k, p), v in found.items() if k == "p"}
+        return seen, {p for (k, p) in found if k == "r"}
 
     def _limits(self, pick: Pick, job_limits: Limits) -> Limits:
         cfg = self.jobs.images.config
