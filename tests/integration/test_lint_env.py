@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,7 +25,10 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.docker
 
 # The repository's "own" ruff: pinned to another version than the image's (it forwards to it).
-REPO_RUFF = '#!/bin/sh\nif [ "$1" = --version ]; then echo "ruff 0.0.1-repo"; exit 0; fi\nexec /opt/lint/bin/ruff "$@"\n'
+REPO_RUFF = (
+    '#!/bin/sh\nif [ "$1" = --version ]; then echo "ruff 0.0.1-repo"; exit 0; fi\n'
+    'exec /opt/lint/bin/ruff "$@"\n'
+)
 
 
 class _Store:
@@ -110,7 +112,8 @@ def test_the_repos_own_tool_runs_from_its_environment(stand_in: Any, docker_clie
         docker_client,
         tag,
         env,
-        f"mkdir -p /v/venv/bin && printf '%s' '{REPO_RUFF}' > /v/venv/bin/ruff && chmod -R a+rX /v && chmod a+x /v/venv/bin/ruff",
+        f"mkdir -p /v/venv/bin && printf '%s' '{REPO_RUFF}' > /v/venv/bin/ruff "
+        "&& chmod -R a+rX /v && chmod a+x /v/venv/bin/ruff",
     )
     run = _lint(jobs, cfg, ws, ToolEnv(volume=env, key="env-1"))
     assert (run.tool_source, run.version) == ("repo", "ruff 0.0.1-repo")
