@@ -157,7 +157,8 @@ def test_garbage_gives_no_diagnostics() -> None:
 
 def test_mypy_end_columns_and_file_level_errors() -> None:
     out = (
-        'src/m.py:2:12:2:14: error: Incompatible return value type (got "str", expected "int")  [return-value]\n'
+        'src/m.py:2:12:2:14: error: Incompatible return value type (got "str", expected "int")'
+        "  [return-value]\n"
         'tests/a/conftest.py: error: Duplicate module named "conftest" (also at "tests/b/conftest.py")\n'
         "src/m.py:5: note: See https://mypy.readthedocs.io\n"
     )
@@ -190,7 +191,7 @@ def test_eslint_drops_the_repos_ignored_file_notices() -> None:
                     {
                         "ruleId": None,
                         "severity": 1,
-                        "message": 'File ignored because of a matching ignore pattern. Use "--no-ignore" to override.',
+                        "message": "File ignored because of a matching ignore pattern.",
                     }
                 ],
             },
