@@ -250,3 +250,83 @@ def test_linter_box_is_reused_and_reset_between_runs(
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert docker_client.containers.list(all=True, filters={"label": f"dockyard.job={job['id']}"}) == []
     assert [v for v in docker_client.volumes.list() if job["id"] in v.name] == []
+
+
+def test_base_run_happens_once_per_file_and_all_files_runs_no_base(
+    api: Api, auditor_api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    url = make_repo(
+        tmp_path / "repo",
+        {"ruff.toml": "[lint]\nselect = ['F']\n", "a.py": "import os\n", "b.py": "import re\n"},
+    )
+    job = make_job(clone_url=url, language="python")
+    api.write(job["id"], "a.py", "import sys\nimport os\n")
+
+    def base_runs() -> int:
+        r = auditor_api.get("/v1/audit", params={"limit": 1000, "job_id": job["id"]})
+        return sum(
+            1
+            for rec in r.json()["records"]
+            if rec["action"] == "lint" and rec["details"].get("at") == "base_sha"
+        )
+
+    first = linter(lint(api, job), "ruff")
+    assert diags(first) == {("a.py", 1, "F401", True), ("a.py", 2, "F401", False)} and base_runs() == 1
+    again = linter(lint(api, job), "ruff")
+    assert diags(again) == diags(first) and again["base_checked"] and base_runs() == 1  # reused
+    everything = linter(lint(api, job, all_files=True), "ruff")
+    # b.py is unchanged: its finding is old without a run at base; a.py's base result is reused
+    assert ("b.py", 1, "F401", False) in diags(everything) and base_runs() == 1
+
+
+def test_eslintrc_repo_and_the_repos_ignores(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
+    rc = json.dumps(
+        {
+            "root": True,
+            "extends": "eslint:recommended",
+            "parserOptions": {"ecmaVersion": 2022},
+            "ignorePatterns": ["dist/"],
+        }
+    )
+    url = make_repo(
+        tmp_path / "repo", {".eslintrc.json": rc, "a.js": "var a = 1;\nconsole.log(a);\n", "dist/b.js": "x\n"}
+    )
+    job = make_job(clone_url=url, language="node")
+    api.write(job["id"], "a.js", "var a = 1;\nconsole.log(a);\nvar unused = 2;\n")
+    api.write(job["id"], "dist/b.js", "var alsoUnused = 3;\n")  # the repo ignores dist/: not a finding
+    result = lint(api, job)
+    run = linter(result, "eslint-legacy")
+    assert run["error"] is None and run["tool_source"] == "image" and run["version"].startswith("v9.")
+    assert {(d["path"], d["line"], d["code"], d["new"]) for d in run["diagnostics"]} == {
+        ("a.js", 2, "no-undef", False),  # `console` without an env: the repo's old debt
+        ("a.js", 3, "no-unused-vars", True),
+    }
+    assert '"source"' not in run["output"]  # the lean formatter: no embedded file sources
+    ref = write_tree(
+        tmp_path / "native", {".eslintrc.json": rc, "a.js": "var a = 1;\nconsole.log(a);\nvar unused = 2;\n"}
+    )
+    out = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "ESLINT_USE_FLAT_CONFIG=false",
+            "-v",
+            f"{ref}:/w:ro",
+            "-w",
+            "/w",
+            image_tag(api, "node"),
+            "eslint",
+            "--format",
+            "json",
+            "a.js",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    native_found = {(m["line"], m["ruleId"]) for f in json.loads(out) for m in f["messages"]}
+    assert native_found == {(d["line"], d["code"]) for d in run["diagnostics"]}
