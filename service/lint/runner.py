@@ -47,7 +47,7 @@ from service.models import (
 )
 from service.sandbox.backend import ExecResult, RunSpec, VolumeMount
 from service.sandbox.docker import SandboxGone
-from service.settings import Limits, LinterSpec
+from service.settings import Limits
 from service.store import JobRecord
 from service.tools import listing
 from service.tools.diff import diff_call, parse_changes
@@ -172,7 +172,7 @@ def parse_files(result: ExecResult) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
-def _identity(spec: LinterSpec, argv: list[str], tool: Tool) -> str:
+def _identity(argv: list[str], tool: Tool) -> str:
     """What makes a base result reusable: the same linter command and the same tool."""
     raw = "\0".join([*argv, tool.source, tool.version or ""])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
@@ -189,15 +189,8 @@ class LintService:
         self._closed: set[str] = set()  # jobs whose boxes went: never make another for them
         # job id → (linter, tool identity, file) → that file's diagnostics at base_sha
         self._base: dict[str, dict[tuple[str, str, str], list[Diagnostic]]] = {}
-        previous = jobs.on_end
-
-        def ended(job_id: str) -> None:
-            self._base.pop(job_id, None)
-            if previous is not None:
-                previous(job_id)
-
-        jobs.on_end = ended
-        jobs.on_closing.append(self._drop_job)  # linter boxes go before the job's volume
+        # at a job's end: its linter boxes go (before its volume, which they mount), its base results too
+        jobs.on_closing.append(self._drop_job)
 
     async def lint(self, job_id: str, req: LintRequest, actor: Actor) -> LintResult:
         jobs = self.jobs
@@ -373,6 +366,7 @@ class LintService:
             await self.jobs.backend.destroy(box.container_id, None)
 
     async def _drop_job(self, job_id: str) -> None:
+        self._base.pop(job_id, None)
         async with self._box_lock:
             self._closed.add(job_id)
             boxes = self._boxes.pop(job_id, None) or {}
@@ -508,8 +502,8 @@ class LintService:
             current.diagnostics = [d for d in current.diagnostics if d.path in keep]
         # Only a changed file that existed at base and has findings now needs its base findings.
         need = sorted({d.path for d in current.diagnostics if changed.get(d.path) == "modified"})
-        cache = self._base.setdefault(job.id, {})
-        ident = _identity(spec, template, tool)
+        cache = self._base.setdefault(job.id, {}) if job.id not in self._closed else {}
+        ident = _identity(template, tool)
         missing = [f for f in need if (pick.name, ident, f) not in cache]
         base_checked = not need or not missing
         if current.error is None and missing:
