@@ -167,11 +167,19 @@ def eslint_json(stdout: str, stderr: str) -> list[Diagnostic]:
 _GO_VET = re.compile(r"^(?:vet: )?(?P<path>[^:\s]+\.go):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<msg>.+)$")
 
 
+# go's package loading failing (a module it cannot have without the repo's dependencies): vet
+# never ran, so these are not findings; the run is an error.
+_GO_LOAD_FAILURE = re.compile(
+    r"^(?:no required module provides package|missing go\.sum entry|cannot find module providing package|"
+    r"package .* is not in std|could not import |go: |updates to go\.mod needed)"
+)
+
+
 def go_vet(stdout: str, stderr: str) -> list[Diagnostic]:
     out = []
     for line in (stderr + "\n" + stdout).splitlines():
         m = _GO_VET.match(line.strip())
-        if m:
+        if m and not _GO_LOAD_FAILURE.match(m["msg"]):
             out.append(
                 Diagnostic(rel_path(m["path"]), int(m["line"]), int(m["col"] or 1), "vet", m["msg"], "error")
             )

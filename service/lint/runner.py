@@ -527,6 +527,19 @@ class LintService:
         if result is not None:
             output = result.stdout + (b"\n" + result.stderr if result.stderr else b"")
         shown_cap = limits.output_cap_kb * 1024
+        error = current.error
+        failed = result is not None and not (result.timed_out or result.oom_killed or result.output_truncated)
+        if (
+            error is not None
+            and failed
+            and tool.source == "image"
+            and (spec.repo_command or spec.repo_requires)
+        ):
+            # say what was missing rather than let the image's tool pass for the repository's own
+            error += (
+                " (the image's tool ran: the job has no dependency environment with the repository's own"
+                f" {'tool' if spec.repo_command else 'dependencies'})"
+            )
         return LinterRun(
             name=pick.name,
             language=pick.language,
@@ -543,7 +556,7 @@ class LintService:
             base_checked=base_checked and current.error is None,
             output=output[:shown_cap].decode("utf-8", "replace"),
             output_truncated=bool(result and (result.output_truncated or len(output) > shown_cap)),
-            error=current.error,
+            error=error,
             tool_source="repo" if tool.source == "repo" else "image",
             version=tool.version,
         )

@@ -330,3 +330,17 @@ def test_eslintrc_repo_and_the_repos_ignores(api: Api, make_job: JobFactory, tmp
     ).stdout
     native_found = {(m["line"], m["ruleId"]) for f in json.loads(out) for m in f["messages"]}
     assert native_found == {(d["line"], d["code"]) for d in run["diagnostics"]}
+
+
+def test_go_vet_without_the_modules_says_what_is_missing(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    gomod = "module example.com/m\n\ngo 1.21\n\nrequire github.com/google/uuid v1.6.0\n"
+    main = 'package main\n\nimport "github.com/google/uuid"\n\nfunc main() { println(uuid.NewString()) }\n'
+    url = make_repo(tmp_path / "repo", {"go.mod": gomod, "main.go": main})
+    job = make_job(clone_url=url, language="go")
+    api.write(job["id"], "main.go", main + "\nfunc helper() {}\n")
+    result = lint(api, job)
+    vet = linter(result, "go-vet")
+    assert result["status"] == "error" and vet["tool_source"] == "image", vet
+    assert "no dependency environment" in vet["error"] and vet["version"].startswith("go version go1.")

@@ -202,3 +202,12 @@ def test_eslint_drops_the_repos_ignored_file_notices() -> None:
         ]
     )
     assert PARSERS["eslint_json"](out, "") == [Diagnostic("a.js", 3, 1, "no-undef", "x", "error")]
+
+
+def test_go_vet_load_failures_are_not_findings() -> None:
+    err = (
+        "main.go:3:8: no required module provides package github.com/google/uuid; to add:\n"
+        "\tgo get github.com/google/uuid\n"
+        "vet: main.go:9:2: fmt.Printf format %d has arg s of wrong type string\n"
+    )
+    assert [(d.line, d.message[:10]) for d in PARSERS["go_vet"]("", err)] == [(9, "fmt.Printf")]
