@@ -129,3 +129,68 @@ def test_an_environment_without_the_tool_falls_back_to_the_image(stand_in: Any, 
     assert run.version is not None and run.version.startswith("ruff ") and "repo" not in run.version
     assert [(d.path, d.line, d.code) for d in run.diagnostics] == [("a.py", 1, "F401")]
     assert docker_client.containers.list(all=True, filters={"label": "dockyard.lint=box", "volume": ws}) == []
+
+
+def test_the_repos_eslint_and_its_config_package_from_node_modules(stand_in: Any, docker_client: Any) -> None:
+    jobs, _, _, env, cfg = stand_in
+    node = jobs.images.images["node"].tag
+    name = f"dockyard-lintenv-{secrets.token_hex(4)}-ws"
+    ws = docker_client.volumes.create(name)
+    try:
+        # The repo's flat config imports its own shared config package (ESM: NODE_PATH does not apply).
+        _fill(
+            docker_client,
+            node,
+            ws.name,
+            "printf 'import acme from \"@acme/eslint-config\";\\nexport default [acme];\\n'"
+            " > /v/eslint.config.mjs"
+            " && printf 'const unused = 1;\\n' > /v/a.js && chmod -R a+rX /v",
+        )
+        # Its environment: the package, and its eslint (here the image's, linked in as the repo's).
+        _fill(
+            docker_client,
+            node,
+            env,
+            "mkdir -p /v/node_modules/@acme/eslint-config /v/node_modules/.bin"
+            ' && printf \'{"name": "@acme/eslint-config", "type": "module", "main": "index.js"}\''
+            " > /v/node_modules/@acme/eslint-config/package.json"
+            ' && printf \'export default {rules: {"no-unused-vars": "error"}};\\n\''
+            " > /v/node_modules/@acme/eslint-config/index.js"
+            " && ln -s /opt/eslint/node_modules/eslint/bin/eslint.js /v/node_modules/.bin/eslint"
+            " && chmod -R a+rX /v",
+        )
+        service = LintService(jobs)
+        job = JobRecord(
+            id=f"job_{secrets.token_hex(8)}",
+            status="ready",
+            limits=cfg.limits.defaults.model_dump(),
+            labels={},
+            created_at=None,  # type: ignore[arg-type]
+            expires_at=None,  # type: ignore[arg-type]
+            base_sha="0" * 40,
+            volume=ws.name,
+        )
+        picks, _ = select(cfg, root_files={"eslint.config.mjs"}, texts={}, targets=["a.js"], requested=None)
+        assert [p.name for p in picks] == ["eslint"]
+
+        async def go() -> Any:
+            try:
+                return await service._run_linter(
+                    job,
+                    picks[0],
+                    {"a.js": "added"},
+                    {},
+                    Limits(**cfg.limits.defaults.model_dump()),
+                    ToolEnv(volume=env, key="env-node"),
+                    asyncio.Semaphore(1),
+                    Actor("t", "bot"),
+                )
+            finally:
+                await service._drop_job(job.id)
+
+        run = asyncio.run(go())
+        assert run.error is None, run.output
+        assert run.tool_source == "repo" and run.command[0] == "/env/node_modules/.bin/eslint"
+        assert [(d.path, d.line, d.code) for d in run.diagnostics] == [("a.js", 1, "no-unused-vars")]
+    finally:
+        ws.remove(force=True)
