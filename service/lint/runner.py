@@ -11,11 +11,12 @@ Tool source: with an environment, a linter's `repo_command` (the repository's ow
 xo...) runs when the environment has it, else the image's tool; one probe per (image, linter,
 environment) says which and its version, and every result carries both (`tool_source`, `version`).
 
-Boxes: one fresh box per run, not a long-lived box per job. A reused box would save the start
-(~150-250 ms) but keeps processes and /tmp between runs unless both are reset, and a linter's
-memory cap differs per linter (shellcheck's is its own), so reuse would need a box per (job,
-image, caps). The base cache removes most runs instead: a warm job's lint of one changed file is
-one box (two when the file had findings, the first time).
+Boxes: one long-lived linter box per (job, image, caps, environment), created on first use with
+the workspace read-only, removed before the job's volume when the job ends (the closing hook).
+Each run is ONE exec that first resets the box (kills every process but its init and idle process,
+empties /tmp) and then runs the linter under `timeout -s KILL`, so no run sees another's leftovers
+and a warm lint pays no container start (~200-500 ms here). A box that cannot be reset is removed
+and the run retried in a fresh one. Runs in one box are serialised (its memory cap is one).
 """
 
 from __future__ import annotations
