@@ -1,4 +1,4 @@
-"""Running linters: each in a fresh, hardened, capped container from its language image that sees
+"""Running linters: each in a hardened, capped linter box of its language image that sees
 the job's workspace read-only (and the job's dependency environment, read-only at /env, when it has
 one); diagnostics judged `new` against the same linter at base_sha, by position (positions.py).
 
