@@ -320,7 +320,7 @@ def build_app(settings: Settings) -> web.Application:
             else None
         )
         app[GITHOST] = GitHost(app[JOBS], github)
-        app[LINT] = LintService(app[JOBS])
+        app[LINT] = LintService(app[JOBS], env.tool_env)
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[None]] = set()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -93,6 +93,8 @@ class JobService:
         self.on_end: Callable[[str], None] | None = None
         # Dependency environments (service/env/), set by the app; None: jobs get no /env.
         self.env: EnvService | None = None
+        # awaited before a job's box and volume are removed (its linter boxes mount that volume)
+        self.on_closing: list[Callable[[str], Awaitable[None]]] = []
 
     async def reload_config(self, actor: Actor) -> ImageState:
         """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
@@ -237,12 +239,14 @@ class JobService:
                 f"unknown language {req.language!r}; configured: {', '.join(sorted(cfg.languages))}",
                 {"language": req.language, "languages": sorted(cfg.languages)},
             )
-        limits = cfg.clamp(req.limits.model_dump() if req.limits else None)
+        requested = req.limits.model_dump() if req.limits else None
+        limits = cfg.clamp(requested)
         created = now()
         job = JobRecord(
             id=new_job_id(),
             status="creating",
-            limits=limits.model_dump(),
+            # what a request above the maximum asked for is kept beside what it got, so it is reported
+            limits={**limits.model_dump(), "clamped": cfg.clamped(requested)},
             labels=dict(req.labels),
             created_at=created,
             expires_at=created + timedelta(seconds=req.ttl_s),
@@ -442,6 +446,8 @@ class JobService:
         `best_effort`: a failing clean-up is logged and the job is ended anyway."""
         if job.container_id:
             await self._save_logs(job)
+        for hook in self.on_closing:
+            await hook(job.id)
         try:
             await self.backend.destroy(
                 job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"

@@ -91,6 +91,11 @@ class LimitsRequest(_Request):
     output_cap_kb: int | None = Field(None, ge=16, le=INT_MAX)
 
 
+class Clamped(_Answer):
+    requested: float
+    maximum: float
+
+
 class LimitsOut(_Answer):
     memory_mb: int
     cpus: float
@@ -99,6 +104,9 @@ class LimitsOut(_Answer):
     tool_timeout_s: int
     lint_timeout_s: int
     output_cap_kb: int
+    clamped: dict[str, Clamped] = Field(
+        default_factory=dict, description="requested limits above the ops maximum, cut to it"
+    )
 
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
@@ -406,6 +414,10 @@ class LinterRun(_Answer):
     output: str
     output_truncated: bool
     error: str | None = Field(None, description="why the linter could not give a verdict")
+    tool_source: Literal["repo", "image"] = Field(
+        "image", description="repo: the repository's own tool from its environment; image: the image's"
+    )
+    version: str | None = Field(None, description="the tool's version as it reports it")
 
 
 class LintSkipped(_Answer):
@@ -418,6 +430,9 @@ class LintResult(_Answer):
     status: Literal["passed", "failed", "error"]
     linters: list[LinterRun]
     skipped: list[LintSkipped] = Field(default_factory=list)
+    clamped: dict[str, Clamped] = Field(
+        default_factory=dict, description="the job's requested lint limits above the ops maximum, cut to it"
+    )
 
 
 # --- config (admin) -------------------------------------------------------------------------------

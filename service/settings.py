@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     env_install_timeout_s: float = Field(600, gt=0, description="one install box's deadline")
     env_memory_mb: int = Field(2048, ge=128, description="memory of a fetch or install box")
     env_disk_mb: int = Field(4096, ge=64, description="largest single file a fetch or install box may write")
+    env_wait_s: float = Field(
+        300, ge=0, description="how long lint waits for a job's environment still being built"
+    )
     env_max_builds: int = Field(2, ge=1, description="environment builds running at once")
     env_retry_s: float = Field(600, ge=0, description="a failed environment is retried after this long")
     env_ca_bundle: Path | None = Field(
@@ -292,6 +295,9 @@ class LimitsSection(_Strict):
     fsize_mb: int | None = Field(None, ge=1, description="largest single file; default: disk_mb")
     tmp_mb: int = Field(64, ge=1, description="size of the box's /tmp tmpfs")
     log_max_mb: int = Field(10, ge=1, description="container log cap (json-file max-size)")
+    lint_capture_mb: int = Field(
+        32, ge=1, description="a linter's output read for parsing; output_cap_kb only cuts what is shown"
+    )
 
     @model_validator(mode="after")
     def _defaults_within_maxima(self) -> LimitsSection:
@@ -316,7 +322,8 @@ ParserName = Literal[
     "ruff_json", "flake8", "pylint_json", "mypy", "eslint_json", "go_vet", "gofmt", "shellcheck_json"
 ]
 PLACEHOLDERS = ("{files}", "{dirs}")
-_CONFIG_RULE = re.compile(r"^[^:\[\]]+(?::\[[^\]]+\])?$")
+# FILE, FILE:[section] (ini/toml), FILE:key.path (a JSON key, e.g. package.json:devDependencies.xo)
+_CONFIG_RULE = re.compile(r"^[^:\[\]]+(?::(?:\[[^\]]+\]|[A-Za-z0-9_@$.-]+))?$")
 
 
 class LinterSpec(_Strict):
@@ -340,11 +347,33 @@ class LinterSpec(_Strict):
     tmp_mb: int | None = Field(None, ge=1, description="the linter box's /tmp size; default: limits.tmp_mb")
     runtime: str | None = Field(None, description="OCI runtime, e.g. runsc where ops installed gVisor")
     env: dict[str, str] = Field(default_factory=dict)
+    # The repository's own tool, from its dependency environment (mounted read-only at /env).
+    repo_command: str | None = Field(
+        None, description="the repo's own tool in its environment (/env/...): replaces command[0] when there"
+    )
+    repo_requires: str | None = Field(
+        None, description="path in the environment that makes it the repo's run; default: repo_command"
+    )
+    repo_env: dict[str, str] = Field(default_factory=dict, description="extra env when the repo's tool runs")
+    repo_only: bool = Field(False, description="the image has no such tool: runs only from the environment")
+    version_command: list[str] = Field(
+        default_factory=lambda: ["{tool}", "--version"], description="prints the version; {tool}: its path"
+    )
+    # The linter's own file scope (mypy's `files =`): then it runs on what the repo scopes.
+    scope_keys: list[str] = Field(
+        default_factory=list, description="settings of the enabling config that declare the files to check"
+    )
+    scope_command: list[str] | None = Field(
+        None, description="argv when the repo declares the scope; only the linted files' findings are kept"
+    )
+    shebangs: list[str] = Field(
+        default_factory=list, description="interpreters (sh, bash) whose extensionless scripts it checks"
+    )
 
-    @field_validator("command")
+    @field_validator("command", "scope_command")
     @classmethod
-    def _placeholders(cls, v: list[str]) -> list[str]:
-        for arg in v:
+    def _placeholders(cls, v: list[str] | None) -> list[str] | None:
+        for arg in v or []:
             for token in re.findall(r"\{[^}]*\}", arg):
                 if token not in PLACEHOLDERS or arg != token:
                     raise ValueError(
@@ -357,7 +386,9 @@ class LinterSpec(_Strict):
     def _rules(cls, v: list[str]) -> list[str]:
         for rule in v:
             if not _CONFIG_RULE.match(rule):
-                raise ValueError(f"enabled_by entry {rule!r}: write 'FILE' or 'FILE:[section]'")
+                raise ValueError(
+                    f"enabled_by entry {rule!r}: write 'FILE', 'FILE:[section]' or 'FILE:json.key'"
+                )
         return v
 
 
@@ -392,13 +423,23 @@ class ImagesConfig(_Strict):
             raise ValueError(f"default_language {self.default_language!r} is not a key of [languages]")
         return self
 
-    def clamp(self, requested: dict[str, float | int] | None) -> Limits:
-        """Requested limits over the defaults, each clamped to the ops maximum."""
+    def clamp(self, requested: dict[str, Any] | None) -> Limits:
+        """Requested limits over the defaults, each clamped to the ops maximum (other keys ignored)."""
         values = self.limits.defaults.model_dump()
         for key, value in (requested or {}).items():
-            if value is not None:
+            if value is not None and key in Limits.model_fields:
                 values[key] = min(value, getattr(self.limits.maxima, key))
         return Limits(**values)
+
+    def clamped(self, requested: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+        """The requested limits above the ops maximum: key → {requested, maximum} (what clamp cut)."""
+        out: dict[str, dict[str, float]] = {}
+        for key, value in (requested or {}).items():
+            if value is not None and key in Limits.model_fields:
+                maximum = getattr(self.limits.maxima, key)
+                if value > maximum:
+                    out[key] = {"requested": value, "maximum": maximum}
+        return out
 
 
 def load_images_config(path: Path) -> ImagesConfig:

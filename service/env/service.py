@@ -26,11 +26,13 @@ from service.env.manifests import Ecosystem, ManifestError, Manifests, collect
 from service.env.policy import Plan, Refusal, plan
 from service.errors import DockyardError
 from service.jobs import JobService
+from service.lint.runner import ToolEnv
 from service.logging import get_logger
 from service.models import EnvRefusal, EnvState
 from service.sandbox.backend import EnvRunSpec, ExecResult, VolumeMount
 from service.sandbox.docker import MANAGED_LABEL
 from service.settings import Limits
+from service.store import JobRecord
 
 log = get_logger(__name__)
 
@@ -110,6 +112,18 @@ class EnvService:
         if isinstance(found, str) and found in self._builds:
             await asyncio.shield(self._builds[found])
         return self.state(job_id)
+
+    async def tool_env(self, job: JobRecord) -> ToolEnv | None:
+        """For lint and test boxes: the job's environment once ready, waiting for a build in
+        progress (at most `env_wait_s`); None when it has none, failed, or is still building."""
+        try:
+            state = await asyncio.wait_for(self.wait(job.id), self.settings.env_wait_s)
+        except TimeoutError:
+            return None
+        mount = self.mount(state)
+        if mount is None or state is None or state.key is None:
+            return None
+        return ToolEnv(volume=mount.source, key=state.key)
 
     def forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)

@@ -1,3 +1,3 @@
 """The repository's own linters, run safely: detection (which linters, by which rule), running
-(one fresh hardened container per linter, the workspace read-only), one parser per output format,
-and the `new` verdict against the same linter on the files at base_sha."""
+(a hardened linter box per job and image, reset between runs, the workspace read-only), one
+parser per output format, and the positional `new` verdict against the same linter at base_sha."""

@@ -112,21 +112,23 @@ def pylint_json(stdout: str, stderr: str) -> list[Diagnostic]:
     return out
 
 
+# path:line[:col[:end_line:end_col]]: error: message  [code]; or path: error: message (a file-level
+# finding such as "Duplicate module named ..." — a diagnostic at line 1, never a failed run).
 _MYPY = re.compile(
-    r"^(?P<path>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>error|warning): (?P<msg>.*?)"
-    r"(?:  \[(?P<code>[a-z0-9-]+)\])?$"
+    r"^(?P<path>[^:\n]+):(?:(?P<line>\d+):(?:(?P<col>\d+):)?(?:\d+:\d+:)?)? (?P<sev>error|warning): "
+    r"(?P<msg>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$"
 )
 
 
 def mypy(stdout: str, stderr: str) -> list[Diagnostic]:
     out = []
-    for line in stdout.splitlines():
+    for line in stdout.splitlines():  # usage errors ("mypy: error: ...") go to stderr
         m = _MYPY.match(line.rstrip())
         if m:
             out.append(
                 Diagnostic(
                     rel_path(m["path"]),
-                    int(m["line"]),
+                    int(m["line"] or 1),
                     int(m["col"] or 1),
                     m["code"] or "mypy",
                     m["msg"],
@@ -136,12 +138,19 @@ def mypy(stdout: str, stderr: str) -> list[Diagnostic]:
     return out
 
 
+def _ignored_notice(m: dict[str, Any]) -> bool:
+    """eslint's warning for a file passed explicitly that the repo's own ignores exclude."""
+    return m.get("ruleId") is None and str(m.get("message", "")).startswith("File ignored")
+
+
 def eslint_json(stdout: str, stderr: str) -> list[Diagnostic]:
     data = _json(stdout)
     out = []
     for f in data if isinstance(data, list) else []:
         path = rel_path(str(f.get("filePath", "")))
         for m in f.get("messages", []):
+            if _ignored_notice(m):
+                continue  # the repository ignores this file: not a finding
             out.append(
                 Diagnostic(
                     path=path,
@@ -158,11 +167,19 @@ def eslint_json(stdout: str, stderr: str) -> list[Diagnostic]:
 _GO_VET = re.compile(r"^(?:vet: )?(?P<path>[^:\s]+\.go):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<msg>.+)$")
 
 
+# go's package loading failing (a module it cannot have without the repo's dependencies): vet
+# never ran, so these are not findings; the run is an error.
+_GO_LOAD_FAILURE = re.compile(
+    r"^(?:no required module provides package|missing go\.sum entry|cannot find module providing package|"
+    r"package .* is not in std|could not import |go: |updates to go\.mod needed)"
+)
+
+
 def go_vet(stdout: str, stderr: str) -> list[Diagnostic]:
     out = []
     for line in (stderr + "\n" + stdout).splitlines():
         m = _GO_VET.match(line.strip())
-        if m:
+        if m and not _GO_LOAD_FAILURE.match(m["msg"]):
             out.append(
                 Diagnostic(rel_path(m["path"]), int(m["line"]), int(m["col"] or 1), "vet", m["msg"], "error")
             )

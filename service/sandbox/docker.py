@@ -658,3 +658,45 @@ class DockerBackend:
                         pass
 
         await self._run(self._control_pool, clean)
+
+
+    # --- linter boxes --------------------------------------------------------------------------
+
+    def _linter_box_blocking(self, spec: RunSpec) -> str:
+        """A long-lived linter box: hardened like every box, the workspace read-only, idle until
+        each linter run execs into it (the caller resets processes and /tmp between runs)."""
+        client = self.client()
+        _require_image(client, spec.image)
+        created = client.api.create_container(
+            spec.image,
+            command=["sleep", "infinity"],
+            name=spec.name,
+            user=spec.user,
+            working_dir=spec.workdir,
+            hostname="sandbox",
+            labels={**spec.labels, **self._own_labels},
+            environment=spec.env,
+            network_disabled=True,
+            host_config=self._host_config(
+                spec.limits,
+                volume=spec.workspace_volume,
+                workspace_read_only=True,
+                nofile=spec.nofile,
+                fsize_bytes=spec.tmp_mb * 1024 * 1024,
+                tmp_mb=spec.tmp_mb,
+                log_max_mb=1,
+                runtime=spec.runtime,
+                extra_mounts=spec.mounts,
+            ),
+        )
+        container_id: str = created["Id"]
+        try:
+            client.api.start(container_id)
+        except BaseException:
+            self._destroy_blocking(container_id, None)
+            raise
+        return container_id
+
+    async def create_linter_box(self, spec: RunSpec) -> str:
+        """Start a linter box (spec.argv is unused: runs are execs); remove it with destroy()."""
+        return await self._run(self._control_pool, self._linter_box_blocking, spec)

@@ -31,16 +31,20 @@ def running_linters(docker_client: Any, job_id: str) -> int:
     return len(docker_client.containers.list(filters={"label": [f"dockyard.job={job_id}", "dockyard.lint"]}))
 
 
-def test_hung_lint_storm_does_not_stall_another_jobs_reads(
+def test_hung_lint_storm_does_not_stall_another_tenants_reads(
     api: Api, make_job: JobFactory, docker_client: Any, tmp_path: Path
 ) -> None:
+    """One tenant (team-a) runs the storm; another tenant (team-b) reads."""
     hostile = make_job(
         clone_url=plugin_repo(tmp_path / "sleepy", "    import time\n    time.sleep(3600)"),
         language="python",
         limits={"lint_timeout_s": LINT_TIMEOUT_S},
     )
     api.write(hostile["id"], "m.py", "X = 2\n")
-    victim = make_job()
+    other = Api(api.service, api.service.tokens["bot_other"])
+    victims = JobFactory(other, make_job.repo, docker_client)
+    victim = victims()
+    assert victim["tenant"] != hostile["tenant"]
     url = f"{api.service.url}/v1/jobs/{hostile['id']}/lint"
     headers = {"Authorization": f"Bearer {api.token}"}
 
@@ -56,7 +60,7 @@ def test_hung_lint_storm_does_not_stall_another_jobs_reads(
             time.sleep(0.2)
 
         for _ in range(READS):
-            assert api.read(victim["id"], "README.md")["content"].startswith("# fixture")
+            assert other.read(victim["id"], "README.md")["content"].startswith("# fixture")
         ready = api.get("/readyz")
         hung = running_linters(docker_client, hostile["id"])
         finished = [f.result() for f in storm if f.done()]
@@ -68,4 +72,5 @@ def test_hung_lint_storm_does_not_stall_another_jobs_reads(
         assert ready.status_code == 200, ready.text[:300]
 
         results = [f.result() for f in storm]
+    victims.cleanup()
     assert set(results) <= {200, 429} and 200 in results, results

@@ -153,3 +153,61 @@ def test_shellcheck_json1() -> None:
 def test_garbage_gives_no_diagnostics() -> None:
     for parse in PARSERS.values():
         assert parse("Traceback (most recent call last):\n  boom", "error: crashed") == []
+
+
+def test_mypy_end_columns_and_file_level_errors() -> None:
+    out = (
+        'src/m.py:2:12:2:14: error: Incompatible return value type (got "str", expected "int")'
+        "  [return-value]\n"
+        'tests/a/conftest.py: error: Duplicate module named "conftest" (also at "tests/b/conftest.py")\n'
+        "src/m.py:5: note: See https://mypy.readthedocs.io\n"
+    )
+    assert PARSERS["mypy"](out, "mypy: error: unrecognized arguments: --x\n") == [
+        Diagnostic(
+            "src/m.py",
+            2,
+            12,
+            "return-value",
+            'Incompatible return value type (got "str", expected "int")',
+            "error",
+        ),
+        Diagnostic(
+            "tests/a/conftest.py",
+            1,
+            1,
+            "mypy",
+            'Duplicate module named "conftest" (also at "tests/b/conftest.py")',
+            "error",
+        ),
+    ]
+
+
+def test_eslint_drops_the_repos_ignored_file_notices() -> None:
+    out = json.dumps(
+        [
+            {
+                "filePath": "/workspace/dist/x.js",
+                "messages": [
+                    {
+                        "ruleId": None,
+                        "severity": 1,
+                        "message": "File ignored because of a matching ignore pattern.",
+                    }
+                ],
+            },
+            {
+                "filePath": "/workspace/a.js",
+                "messages": [{"ruleId": "no-undef", "severity": 2, "message": "x", "line": 3, "column": 1}],
+            },
+        ]
+    )
+    assert PARSERS["eslint_json"](out, "") == [Diagnostic("a.js", 3, 1, "no-undef", "x", "error")]
+
+
+def test_go_vet_load_failures_are_not_findings() -> None:
+    err = (
+        "main.go:3:8: no required module provides package github.com/google/uuid; to add:\n"
+        "\tgo get github.com/google/uuid\n"
+        "vet: main.go:9:2: fmt.Printf format %d has arg s of wrong type string\n"
+    )
+    assert [(d.line, d.message[:10]) for d in PARSERS["go_vet"]("", err)] == [(9, "fmt.Printf")]
