@@ -43,7 +43,7 @@ ensure_engine() {
 
 ensure_python() {
   # Checked from / so the current folder cannot stand in for an installed package.
-  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, os
+  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, os
 print(os.path.dirname(service.__file__))'
   if [ "$(cd / && python3 -c "$probe" 2>/dev/null)" = "$PWD/service" ] \
      && command -v dockyard >/dev/null 2>&1 && command -v dockyard-bot >/dev/null 2>&1; then
