@@ -101,8 +101,9 @@ def test_repo_larger_than_disk_cap_is_413_and_leaves_nothing(
     url = zeros_repo(tmp_path / "over", files)
     tag = secrets.token_hex(6)
     r = make_job.raw(make_job.body(clone_url=url, limits={"disk_mb": 16}, labels={"over": tag}))
-    err = api.error(r, 413, "payload_too_large")
-    assert "16 MB" in err["message"], err
+    # Refused from the tree listing, before anything is checked out or unpacked.
+    err = api.error(r, 413, "repo_too_large")
+    assert "16 MiB" in err["message"] and err["details"]["cap"] == "size", err
     listed = api.get("/v1/jobs", params={"label": f"over:{tag}"}).json()["jobs"]
     assert [j["status"] for j in listed] == ["failed"], listed
     name = f"dockyard-{listed[0]['id']}"

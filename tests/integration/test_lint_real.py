@@ -142,11 +142,36 @@ def test_multi_language_repo_lints_every_language(api: Api, make_job: JobFactory
     assert [(c["line"], c["code"]) for c in got["comments"]] == [(2, 2086)]
 
 
+def test_xo_repo_is_linted_with_its_own_xo_from_its_environment(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    """The job's environment is fetched from the registry (npm, scripts off) and holds the repo's
+    xo: lint runs THAT xo with the repo's xo config, not eslint defaults."""
+    pkg = json.dumps(
+        {"name": "x", "type": "module", "xo": {"space": True}, "devDependencies": {"xo": "^0.58.0"}}
+    )
+    url = make_repo(tmp_path / "repo", {"package.json": pkg, "index.js": "export const a = 1;\n"})
+    job = make_job(clone_url=url, language="node")
+    api.write(job["id"], "index.js", "export const a = 1;\nconst unused = 2;\n")
+    result = lint(api, job)
+    (run,) = result["linters"]
+    assert run["name"] == "xo" and run["tool_source"] == "repo" and run["version"].startswith("0.58")
+    assert run["command"][0].startswith("/env/node_modules/.bin/xo")
+    assert [(d["line"], d["new"]) for d in run["diagnostics"] if "unused" in d["message"]] == [(2, True)]
+    assert result["status"] == "failed"
+
+
 def test_xo_repo_without_environment_is_skipped_not_linted_with_eslint_defaults(
     api: Api, make_job: JobFactory, tmp_path: Path
 ) -> None:
+    # A dependency the registry does not have: the environment fails, so there is no xo to run.
     pkg = json.dumps(
-        {"name": "x", "type": "module", "xo": {"space": True}, "devDependencies": {"xo": "^0.58.0"}}
+        {
+            "name": "x",
+            "type": "module",
+            "xo": {"space": True},
+            "devDependencies": {"xo": "^0.58.0", "dockyard-test-no-such-package-4d1c": "1.0.0"},
+        }
     )
     url = make_repo(tmp_path / "repo", {"package.json": pkg, "index.js": "export const a = 1;\n"})
     job = make_job(clone_url=url, language="node")
