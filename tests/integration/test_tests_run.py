@@ -59,7 +59,9 @@ def test_python_old_failure_is_not_new(api: Api, py_job: dict[str, Any]) -> None
     assert result["counts"] == {"passed": 2, "failed": 1, "skipped": 0, "errors": 0}
     assert failures(result) == {"tests/test_calc.py::test_old_broken": False}
     old = result["failures"][0]
-    assert old["path"] == "tests/test_calc.py" and old["line"] == 12 and "broken since forever" in old["message"]
+    assert (
+        old["path"] == "tests/test_calc.py" and old["line"] == 12 and "broken since forever" in old["message"]
+    )
     assert result["base_checked"] and result["tool_source"] == "image"
     assert result["image"].startswith("dockyard/python:") and not result["timed_out"]
 
@@ -103,7 +105,9 @@ def test_python_hang_is_timed_out_and_the_job_stays_usable(
 
 def test_python_memory_hog_is_oom_killed(api: Api, make_job: JobFactory, py_repo: str) -> None:
     job = make_job(clone_url=py_repo, language="python", limits={"memory_mb": 256, "disk_mb": 64})
-    api.write(job["id"], "tests/test_hog.py", "def test_hog():\n    b = bytearray(2 * 1024**3)\n    assert b\n")
+    api.write(
+        job["id"], "tests/test_hog.py", "def test_hog():\n    b = bytearray(2 * 1024**3)\n    assert b\n"
+    )
     result = run_tests(api, job)
     assert result["oom_killed"] and result["status"] == "failed", result
     assert result["limits"]["memory_mb"] == 256
@@ -192,7 +196,9 @@ def test_node_test_runner_new_vs_old(api: Api, make_job: JobFactory, tmp_path: P
 
 # --- go -------------------------------------------------------------------------------------------
 
-GO_LIB = "package calc\n\nfunc Add(a, b int) int { return a + b }\n\nfunc Mul(a, b int) int { return a * b }\n"
+GO_LIB = (
+    "package calc\n\nfunc Add(a, b int) int { return a + b }\n\nfunc Mul(a, b int) int { return a * b }\n"
+)
 GO_TESTS = (
     'package calc\n\nimport "testing"\n\n'
     'func TestAdd(t *testing.T) {\n\tif Add(2, 3) != 5 {\n\t\tt.Fatalf("add: got %d", Add(2, 3))\n\t}\n}\n\n'
@@ -209,7 +215,7 @@ def test_go_test_json_new_vs_old(api: Api, make_job: JobFactory, tmp_path: Path)
     job = make_job(clone_url=url, language="go")
     api.write(job["id"], "calc.go", GO_LIB.replace("a * b", "a - b"))
     result = run_tests(api, job)
-    assert result["status"] == "failed" and result["rule"] == "go.mod", result
+    assert result["status"] == "failed" and result["rule"] == "go.mod", result["output"]
     assert failures(result) == {"example.com/calc::TestMul": True, "example.com/calc::TestOldBroken": False}
     assert result["counts"] == {"passed": 1, "failed": 2, "skipped": 0, "errors": 0}
     mul = next(f for f in result["failures"] if f["new"])
