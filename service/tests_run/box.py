@@ -56,7 +56,7 @@ exec "$@"
 
 
 def argv(source: str, command: list[str]) -> list[str]:
-    """`source` is "workspace" or the base commit's sha."""
+    """`source` is "workspace" or the base commit's sha; the runner's argv starts at index 5."""
     return ["sh", "-c", SCRIPT, "dockyard-test", source, *command]
 
 

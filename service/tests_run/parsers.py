@@ -100,7 +100,7 @@ def parse_junit(stdout: str, stderr: str) -> Report:
                 message = child.get("message") or ""
                 body = (child.text or "").strip()
                 if outcome != "skipped" and body:
-                    message = f"{message}\n{body}" if message and message not in body else body
+                    message = f"{message}\n{body}" if message and not body.startswith(message) else body
                 break
         report.cases.append(
             Case(

@@ -296,10 +296,9 @@ class TestService:
                 "pids": int(tighter(spec.pids, job_limits.pids)),
                 "disk_mb": job_limits.disk_mb,
                 "tool_timeout_s": job_limits.tool_timeout_s,
-                "lint_timeout_s": timeout,
                 "output_cap_kb": job_limits.output_cap_kb,
             }
-        )
+        ).model_copy(update={"lint_timeout_s": timeout})  # the run's own deadline, clamped above
         # The copy of the workspace lives in the box's /tmp: room for the whole workspace, plus scratch.
         tmp_mb = min(job_limits.disk_mb, cfg.limits.maxima.disk_mb) + spec.tmp_mb
         env = jobs.env
@@ -395,6 +394,7 @@ class TestService:
             env=env,
             runtime=None,
             mounts=plan.mounts,
+            tmp_exec=True,
         )
         try:
             async with jobs.limiter.slot(actor, "run"):
@@ -439,7 +439,7 @@ class TestService:
                 outcome=outcome,
                 job_id=job.id,
                 container_id=None,
-                argv=argv[4:],  # the runner's argv, not the copy script
+                argv=argv[5:],  # the runner's argv, not the copy script (box.argv)
                 exit_code=result.exit_code if result else None,
                 duration_ms=result.duration_ms if result else None,
                 bytes_in=0,
