@@ -92,15 +92,18 @@ class _Plan:
 
 
 def _with_exit_case(run: _Run, parser: str) -> list[Case]:
-    """The run's cases; a run that printed none but failed is one case, judged by its exit code."""
+    """The run's cases, plus one judged by the exit code when the run failed without a failing case
+    (a runner that prints no machine output, a script's second command, a coverage threshold)."""
     cases = list(run.report.cases)
     r = run.result
-    if cases or r is None or not run.completed:
+    if r is None or not run.completed or any(c.failing for c in cases):
         return cases
     if r.exit_code in NO_TESTS_EXIT.get(parser, (0,)):
         return cases
     tail = "\n".join(run.output.strip().splitlines()[-20:]) or "no output"
-    why = run.report.error or "the runner reported no test cases"
+    why = run.report.error or (
+        "no failing test case was reported" if cases else "the runner reported no test cases"
+    )
     return [Case(EXIT_CASE, "failed", f"exit {r.exit_code} ({why}):\n{tail}"[:2000])]
 
 

@@ -194,6 +194,28 @@ def test_node_test_runner_new_vs_old(api: Api, make_job: JobFactory, tmp_path: P
     assert mul["path"] == "test/lib.test.js" and mul["line"] == 5 and "5 !== 6" in mul["message"]
 
 
+def test_node_npm_script_tap_or_exit_code(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
+    url = make_repo(
+        tmp_path / "npmrepo",
+        {
+            "package.json": '{"name": "n", "version": "1.0.0", '
+            '"scripts": {"test": "node --test test/ && node check.js"}}\n',
+            "lib.js": NODE_LIB,
+            "check.js": "process.exit(require('./lib.js').add(1, 1) === 2 ? 0 : 1);\n",
+            "test/lib.test.js": NODE_TESTS.replace("test('old broken'", "test.skip('old broken'"),
+        },
+    )
+    job = make_job(clone_url=url, language="node")
+    clean = run_tests(api, job)
+    assert clean["status"] == "passed" and clean["rule"] == "package.json scripts.test (npm test)", clean
+    assert clean["command"] == ["npm", "test", "--silent"] and clean["image"].startswith("dockyard/env-node:")
+    assert clean["counts"] == {"passed": 2, "failed": 0, "skipped": 1, "errors": 0}
+    # check.js fails but prints no TAP of its own: the exit code is the verdict, new against base.
+    api.write(job["id"], "check.js", "process.exit(1);\n")
+    broken = run_tests(api, job)
+    assert broken["status"] == "failed" and failures(broken) == {"(exit status)": True}, broken
+
+
 # --- go -------------------------------------------------------------------------------------------
 
 GO_LIB = (

@@ -190,3 +190,15 @@ async def test_a_runner_without_cases_is_judged_by_its_exit_code_against_base() 
     got = await svc.test("job_1", TestRequest(), ACTOR)
     assert got.status == "failed" and [(f.id, f.new) for f in got.failures] == [("(exit status)", True)]
     assert "exit 2" in got.failures[0].message
+
+
+async def test_a_failing_exit_with_only_passing_cases_is_one_exit_status_failure() -> None:
+    def answer(spec: RunSpec) -> ExecResult:
+        base = spec.labels["dockyard.test"] == "base_sha"
+        return result(junit(test_a="passed"), exit_code=0 if base else 3)
+
+    svc, _, _, _ = service(answer)
+    got = await svc.test("job_1", TestRequest(), ACTOR)
+    assert got.status == "failed" and got.counts.passed == 1
+    assert [(f.id, f.new) for f in got.failures] == [("(exit status)", True)]
+    assert "no failing test case was reported" in got.failures[0].message
