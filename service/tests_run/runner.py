@@ -214,7 +214,7 @@ class TestService:
             again = await self._run(plan, rerun_argv(sel, argv, new_ids), "rerun", actor)
             if again.completed:
                 outcomes = again.outcomes()
-                for c in _with_exit_case(again, sel.parser) or []:
+                for c in _with_exit_case(again, sel.parser):
                     outcomes[c.id] = c.outcome
                 flaky = {
                     i
