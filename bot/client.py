@@ -43,6 +43,7 @@ from bot.models import (
     ReadFileResult,
     ReplaceInFileResult,
     SearchResult,
+    TestResult,
     WriteFileResult,
 )
 
@@ -450,6 +451,26 @@ class DockyardClient:
             body["all_files"] = True
         return await self._call(
             LintResult, "POST", f"/v1/jobs/{job_id}/lint", json_body=body, idempotent=True
+        )
+
+    async def test(
+        self,
+        job_id: str,
+        *,
+        paths: list[str] | None = None,
+        command: list[str] | None = None,
+        timeout_s: int | None = None,
+    ) -> TestResult:
+        """Run the repository's tests in a fresh box; failures are judged new against base_sha."""
+        body: dict[str, Any] = {"paths": paths, "command": command, "timeout_s": timeout_s}
+        # A run, its base run and a re-run may each take the language's whole deadline.
+        return await self._call(
+            TestResult,
+            "POST",
+            f"/v1/jobs/{job_id}/test",
+            json_body=body,
+            idempotent=True,
+            timeout_s=3 * (timeout_s or 300) + self._timeout_total(),
         )
 
     async def diff(self, job_id: str) -> DiffResult:

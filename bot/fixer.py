@@ -1,4 +1,4 @@
-"""One fix, start to end: a job, a starting file set, rounds of (model → lint → self-review → CI),
+"""One fix, start to end: a job, a starting file set, rounds of (model → lint → tests → self-review → CI),
 the best attempt as one commit with a draft PR, and the job deleted whatever happens."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from bot.agent import UNKNOWN, Agent, FatalToolError, ToolBox, ToolEvent
 from bot.client import ApiError, DockyardClient, DockyardClientError
 from bot.explore import Candidates, identifiers, paths_in
-from bot.gates import GateResult, ci_gate, lint_gate, review_verdict
+from bot.gates import GateResult, ci_gate, lint_gate, review_verdict, tests_gate
 from bot.models import DiffResult, Job
 from bot.progress import FinalInfo, Progress, Sink
 from bot.prompts import FIX_SYSTEM, REVIEW_SYSTEM, review_prompt
@@ -392,6 +392,13 @@ class Fixer:
         gate = await lint_gate(self.client, job_id)
         record.gates.append(gate)
         await self.progress.note(f"lint: {gate.status} — {gate.summary}")
+        if not gate.ok:
+            return gate
+
+        await self.progress.step("Running tests")
+        gate = await tests_gate(self.client, job_id)
+        record.gates.append(gate)
+        await self.progress.note(f"tests: {gate.status} — {gate.summary}")
         if not gate.ok:
             return gate
 

@@ -1,4 +1,4 @@
-"""The three gates a round's change must pass, in order: the repo's lint, an AI self-review, CI.
+"""The gates a round's change must pass, in order: the repo's lint, its tests, an AI self-review, CI.
 
 Each gate answers a `GateResult`: a status, a one-line summary for people (progress, PR body) and
 `feedback` for the model's next round. A gate never raises for a verdict; only the service or the
@@ -17,12 +17,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.client import ApiError, DockyardClient, DockyardClientError
-from bot.models import ChecksResult, LintResult
+from bot.models import ChecksResult, LintResult, TestResult
 
-GateName = Literal["change", "lint", "review", "ci"]
+GateName = Literal["change", "lint", "tests", "review", "ci"]
 GateStatus = Literal["passed", "failed", "skipped", "error", "timeout"]
 
-LABELS: dict[str, str] = {"change": "change", "lint": "lint", "review": "self-review", "ci": "CI"}
+LABELS: dict[str, str] = {
+    "change": "change", "lint": "lint", "tests": "tests", "review": "self-review", "ci": "CI"
+}
 # How a gate's status is shown, in the PR body and in progress messages alike.
 MARK: dict[str, str] = {
     "passed": "✅", "skipped": "⏭️", "failed": "❌", "error": "⚠️", "timeout": "⏳", "not run": "·"
@@ -103,6 +105,91 @@ def lint_verdict(result: LintResult) -> GateResult:
 
 async def lint_gate(client: DockyardClient, job_id: str) -> GateResult:
     return lint_verdict(await client.lint(job_id))
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+MAX_FAILURES = 20
+FAILURE_MESSAGE_CAP = 1500
+
+
+def _counts(result: TestResult) -> str:
+    c = result.counts
+    parts = [f"{c.passed} passed", f"{c.failed} failed"]
+    if c.errors:
+        parts.append(f"{c.errors} error(s)")
+    if c.skipped:
+        parts.append(f"{c.skipped} skipped")
+    return ", ".join(parts)
+
+
+def tests_verdict(result: TestResult) -> GateResult:
+    """Only failures the change introduced count (the service marks them `new`, flaky ones aside)."""
+    new = result.new_failures
+    old = [f for f in result.failures if not f.new]
+    flaky = [f for f in result.failures if f.flaky]
+    data: dict[str, Any] = {
+        "command": result.command,
+        "rule": result.rule,
+        "counts": result.counts.model_dump(),
+        "new": [{"id": f.id, "message": f.message, "path": f.path, "line": f.line} for f in new],
+        "old": [f.id for f in old],
+        "flaky": [f.id for f in flaky],
+        "timed_out": result.timed_out,
+        "oom_killed": result.oom_killed,
+    }
+    if result.skipped_reason:
+        return GateResult("tests", "skipped", f"tests skipped: {result.skipped_reason}", data=data)
+    extra = "".join(
+        [
+            f"; {len(old)} failing at base too, left as they were" if old else "",
+            f"; {len(flaky)} flaky (passed on a re-run)" if flaky else "",
+        ]
+    )
+    if result.status == "passed":
+        return GateResult("tests", "passed", f"{_counts(result)}: no new failure{extra}", data=data)
+    if result.status == "error":
+        why = result.error or ("timed out" if result.timed_out else "no verdict")
+        return GateResult("tests", "error", f"the tests could not give a verdict ({why})", data=data)
+    if result.timed_out or result.oom_killed:
+        what = "did not finish in time (a hang?)" if result.timed_out else "ran out of memory"
+        summary = f"the test run {what}; at base_sha it finished"
+        tail = "\n".join(result.output.strip().splitlines()[-30:])
+        feedback = (
+            f"With your change the repository's tests {what}, while they finish without it. Find what in "
+            f"your change makes them {'hang' if result.timed_out else 'use so much memory'} and fix it."
+            + (f"\nThe end of the test output:\n{tail}" if tail else "")
+        )
+        return GateResult("tests", "failed", summary, feedback, data)
+    lines = []
+    for f in new[:MAX_FAILURES]:
+        where = f" ({f.path}:{f.line})" if f.path and f.line else f" ({f.path})" if f.path else ""
+        message = f.message.strip()
+        if len(message) > FAILURE_MESSAGE_CAP:
+            message = message[:FAILURE_MESSAGE_CAP] + " [...]"
+        lines.append(f"- {f.id}{where}:\n" + "\n".join("    " + ln for ln in message.splitlines()))
+    if len(new) > MAX_FAILURES:
+        lines.append(f"... and {len(new) - MAX_FAILURES} more")
+    summary = (
+        f"{len(new)} new failure(s): "
+        + ", ".join(f.id for f in new[:5])
+        + (", ..." if len(new) > 5 else "")
+        + f" ({_counts(result)}{extra})"
+    )
+    feedback = (
+        "The repository's tests pass without your change but these fail with it (command: "
+        f"`{' '.join(result.command)}`). Fix your change so they pass again; change a test only if the "
+        "test itself is wrong about the reported behaviour:\n" + "\n".join(lines)
+    )
+    return GateResult("tests", "failed", summary, feedback, data)
+
+
+async def tests_gate(client: DockyardClient, job_id: str) -> GateResult:
+    try:
+        result = await client.test(job_id)
+    except ApiError as e:  # e.g. the service predates test runs, or refuses: no verdict, CI still runs
+        return GateResult("tests", "error", f"tests could not run: {e.message}", data={"code": e.code})
+    return tests_verdict(result)
 
 
 # --- self-review ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ names in step with the contract.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -165,6 +165,49 @@ class LintResult(_Model):
     def new_diagnostics(self) -> list[tuple[str, LintDiagnostic]]:
         """(linter name, diagnostic) for every diagnostic the change introduced."""
         return [(run.name, d) for run in self.linters for d in run.diagnostics if d.new]
+
+
+class TestCounts(_Model):
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+class TestFailure(_Model):
+    __test__: ClassVar[bool] = False
+
+    id: str
+    message: str = ""
+    path: str | None = None
+    line: int | None = None
+    new: bool = True
+    flaky: bool = False
+
+
+class TestResult(_Model):
+    __test__: ClassVar[bool] = False
+
+    status: Literal["passed", "failed", "error"]
+    command: list[str] = Field(default_factory=list)
+    rule: str = ""
+    exit_code: int | None = None
+    duration_ms: int = 0
+    timed_out: bool = False
+    oom_killed: bool = False
+    counts: TestCounts = Field(default_factory=TestCounts)
+    failures: list[TestFailure] = Field(default_factory=list)
+    output: str = ""
+    output_truncated: bool = False
+    skipped_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def new_failures(self) -> list[TestFailure]:
+        """Failures the change introduced (flaky ones, which passed on a re-run, do not count)."""
+        return [f for f in self.failures if f.new and not f.flaky]
 
 
 class DiffFile(_Model):

@@ -55,7 +55,7 @@ class RoundRecord:
         """Every gate gave a passing verdict (a gate that could not judge, `error`, is not a pass)."""
         gates = {g.gate for g in self.gates}
         verdicts_ok = all(g.status in ("passed", "skipped") for g in self.gates)
-        return bool(self.files) and verdicts_ok and gates >= {"lint", "review", "ci"}
+        return bool(self.files) and verdicts_ok and gates >= {"lint", "tests", "review", "ci"}
 
     def gate(self, name: str) -> GateResult | None:
         return next((g for g in self.gates if g.gate == name), None)
@@ -64,9 +64,10 @@ class RoundRecord:
 
 
 def validation_of(record: RoundRecord) -> list[tuple[str, str, str]]:
-    """(gate label, status, summary) for lint, self-review and CI; "not run" when a gate before failed."""
+    """(gate label, status, summary) for lint, tests, self-review and CI; "not run" when a gate before
+    failed."""
     out = []
-    for name, label in (("lint", "lint"), ("review", "self-review"), ("ci", "CI")):
+    for name, label in (("lint", "lint"), ("tests", "tests"), ("review", "self-review"), ("ci", "CI")):
         g = record.gate(name)
         out.append((label, g.status, g.summary) if g else (label, "not run", "an earlier gate failed"))
     return out

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import __version__, metrics
-from service.api import audit, git_host, health, jobs, lint, tools
+from service.api import audit, git_host, health, jobs, lint, tests, tools
 from service.api.middleware import auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TRAIL
+from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TESTS, TRAIL
 from service.audit import SYSTEM
 from service.env.service import EnvService
 from service.errors import DockyardError
@@ -51,6 +51,8 @@ from service.models import (
     ReplaceInFileResult,
     SearchRequest,
     SearchResult,
+    TestRequest,
+    TestResult,
     WriteFileRequest,
     WriteFileResult,
 )
@@ -58,6 +60,7 @@ from service.reaper import Reaper, instance_id
 from service.sandbox.docker import DockerBackend
 from service.settings import Settings, load_images_config
 from service.store import Store
+from service.tests_run.runner import TestService
 from service.trail import OutcomeTrail
 
 log = get_logger(__name__)
@@ -207,6 +210,16 @@ def routes() -> list[Route]:
         ),
         Route(
             "POST",
+            "/v1/jobs/{id}/test",
+            tests.test_job,
+            "Run the repository's tests in a fresh capped box; failures judged new against base_sha",
+            BOT,
+            body=TestRequest,
+            answer=TestResult,
+            errors=(*TOOL_ERRORS, 403),
+        ),
+        Route(
+            "POST",
             tool + "read_file",
             tools.read_file,
             "Read a file (line range, numbering)",
@@ -321,6 +334,7 @@ def build_app(settings: Settings) -> web.Application:
         )
         app[GITHOST] = GitHost(app[JOBS], github)
         app[LINT] = LintService(app[JOBS], env.tool_env)
+        app[TESTS] = TestService(app[JOBS])
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[None]] = set()
 

@@ -91,6 +91,8 @@ class JobService:
         # Called with a job's id once its end (destroyed, failed, reaped) has committed: the app
         # points it at the outcome trail. Must not block or raise.
         self.on_end: Callable[[str], None] | None = None
+        # More of the same, for services holding per-job state (test runs' base cache). Same rules.
+        self.end_hooks: list[Callable[[str], None]] = []
         # Dependency environments (service/env/), set by the app; None: jobs get no /env.
         self.env: EnvService | None = None
         # awaited before a job's box and volume are removed (its linter boxes mount that volume)
@@ -430,6 +432,8 @@ class JobService:
             self.env.forget(job_id)
         if self.on_end is not None:
             self.on_end(job_id)
+        for hook in self.end_hooks:
+            hook(job_id)
 
     async def _close(
         self,

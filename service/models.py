@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
@@ -433,6 +433,79 @@ class LintResult(_Answer):
     clamped: dict[str, Clamped] = Field(
         default_factory=dict, description="the job's requested lint limits above the ops maximum, cut to it"
     )
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+class TestRequest(_Request):
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    paths: list[RepoPath] | None = Field(
+        None, max_length=1000, description="test files or pytest node ids, or go packages; null: all"
+    )
+    command: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] | None = Field(
+        None, min_length=1, max_length=256, description="only where ops allow it (else 403 forbidden)"
+    )
+    timeout_s: int | None = Field(None, ge=1, description="clamped to the language's tests.timeout_s")
+
+
+class TestCounts(_Answer):
+    __test__: ClassVar[bool] = False
+
+    passed: int
+    failed: int
+    skipped: int
+    errors: int
+
+
+class TestFailure(_Answer):
+    __test__: ClassVar[bool] = False
+
+    id: str = Field(description="the runner's id: a pytest node id, pkg::TestName, suite > test")
+    message: str
+    path: str | None
+    line: int | None
+    new: bool = Field(description="that test passed, or did not exist, at base_sha")
+    flaky: bool = Field(False, description="new, but passed when re-run once: not counted")
+
+
+class TestLimitsOut(_Answer):
+    __test__: ClassVar[bool] = False
+
+    timeout_s: int
+    memory_mb: int
+    cpus: float
+    pids: int
+    tmp_mb: int = Field(description="the box's /tmp, which holds the copy of the workspace")
+
+
+class TestResult(_Answer):
+    __test__: ClassVar[bool] = False
+
+    status: Literal["passed", "failed", "error"] = Field(
+        description="failed only when some failure is new (not flaky); passed with skipped_reason "
+        "when nothing could be run"
+    )
+    language: str
+    command: list[str]
+    rule: str = Field(description="why this command: the repo's config, ops' default, or the request")
+    image: str | None
+    tool_source: str | None = Field(description="env | image+env | image: whose runner and packages")
+    env: str | None = Field(description="the job's dependency environment status at the run")
+    exit_code: int | None
+    duration_ms: int
+    timed_out: bool
+    oom_killed: bool
+    counts: TestCounts
+    failures: list[TestFailure]
+    output: str
+    output_truncated: bool
+    skipped_reason: str | None
+    base_checked: bool = Field(description="the same selection also ran at base_sha")
+    limits: TestLimitsOut | None = Field(description="the caps the run got")
+    clamped: list[str] = Field(description="requested values lowered to the ops maxima")
+    error: str | None = Field(description="why there is no verdict, or what weakened it")
 
 
 # --- config (admin) -------------------------------------------------------------------------------

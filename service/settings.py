@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -392,10 +392,34 @@ class LinterSpec(_Strict):
         return v
 
 
+TestParserName = Literal["junit_xml", "go_json", "tap"]
+
+
+class TestSpec(_Strict):
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    """A language's test runs ([languages.L.tests]): ops' default command and the box's caps."""
+
+    command: list[str] = Field(min_length=1, description="ops' default argv when the repo has no own rule")
+    parser: TestParserName
+    image: str | None = Field(None, description="an [images] entry; default: the language's image")
+    script_image: str | None = Field(
+        None, description="image for the repo's own package.json script (needs npm); default: image"
+    )
+    timeout_s: int = Field(300, ge=1, description="a test run's deadline (requests are clamped to it)")
+    memory_mb: int | None = Field(None, ge=16, description="default: the job's memory_mb")
+    cpus: float | None = Field(None, gt=0)
+    pids: int | None = Field(None, ge=16)
+    tmp_mb: int = Field(256, ge=1, description="the box's scratch space on top of the workspace copy")
+    allow_custom_command: bool = Field(False, description="may a request's `command` replace the rule")
+    env: dict[str, str] = Field(default_factory=dict)
+
+
 class LanguageSpec(_Strict):
     image: str = Field(description="name of an entry of [images]")
     detect: list[str] = Field(default_factory=list, description="glob patterns that detect the language")
     linters: dict[str, LinterSpec] = Field(default_factory=dict)
+    tests: TestSpec | None = Field(None, description="how the language's tests run; None: not supported")
 
 
 class ImagesConfig(_Strict):
@@ -414,6 +438,9 @@ class ImagesConfig(_Strict):
                 raise ValueError(
                     f"languages.{name}.image names unknown image {lang.image!r}; add [images.{lang.image}]"
                 )
+            for image in (lang.tests.image, lang.tests.script_image) if lang.tests else ():
+                if image is not None and image not in self.images:
+                    raise ValueError(f"languages.{name}.tests names unknown image {image!r}")
             for lname, linter in lang.linters.items():
                 if linter.image is not None and linter.image not in self.images:
                     raise ValueError(

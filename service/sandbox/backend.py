@@ -68,6 +68,9 @@ class RunSpec:
     env: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None
     mounts: tuple[VolumeMount, ...] = ()
+    # /tmp may hold executables (a test box: go's compiled test binaries, the repo's own scripts in
+    # the workspace copy). It stays nosuid, nodev; linter boxes keep docker's noexec default.
+    tmp_exec: bool = False
 
 
 @dataclass(frozen=True)

@@ -221,6 +221,7 @@ class DockerBackend:
         runtime: str | None,
         extra_mounts: tuple[VolumeMount, ...] = (),
         network: str = "none",
+        tmp_exec: bool = False,
     ) -> dict[str, Any]:
         """THE hardening template: every container dockyard starts gets exactly this.
 
@@ -249,7 +250,7 @@ class DockerBackend:
                 Ulimit(name="fsize", soft=fsize_bytes, hard=fsize_bytes),
                 Ulimit(name="core", soft=0, hard=0),
             ],
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_mb}m,mode=1777"},
+            tmpfs={"/tmp": f"rw,{'exec,' if tmp_exec else ''}nosuid,nodev,size={tmp_mb}m,mode=1777"},
             mounts=[
                 *workspace,
                 *(
@@ -486,6 +487,7 @@ class DockerBackend:
                 log_max_mb=1,
                 runtime=spec.runtime,
                 extra_mounts=spec.mounts,
+                tmp_exec=spec.tmp_exec,
             ),
         )
         container_id = created["Id"]

@@ -215,6 +215,39 @@ async def test_ci_fails_then_passes_with_real_tests(
     assert_job_gone(bot_service, docker_client, outcome.job_id)
 
 
+async def test_tests_gate_catches_a_broken_test_and_round_two_repairs_it(
+    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
+) -> None:
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", **FIX),
+            tool_use("replace_in_file", path="calc.py", old="    return a + b", new="    return a + b + 1"),
+            end_turn("Return the quotient in divide()."),
+            tool_use("replace_in_file", path="calc.py", old="    return a + b + 1", new="    return a + b"),
+            end_turn("Return the quotient in divide(); add() untouched."),
+        ],
+        review=[review_pass()],
+    )
+    outcome = await fix(bot_service, ai, repo)
+    assert outcome.ok and outcome.passed_all, outcome.error
+    first = outcome.rounds[0]
+    assert [(g.gate, g.status) for g in first.gates] == [("lint", "passed"), ("tests", "failed")]
+    tests1 = first.gates[1]
+    # test_divide failed at base_sha too: only test_add is the change's fault.
+    assert [f["id"] for f in tests1.data["new"]] == ["test_calc.py::test_add"]
+    assert tests1.data["old"] == []  # the fix made test_divide pass
+    round2 = ai.user_texts()[-1]
+    assert "tests failed: 1 new failure(s): test_calc.py::test_add" in round2 and "assert 6 == 5" in round2
+    second = outcome.rounds[1].gate("tests")
+    assert second is not None and second.status == "passed" and second.data["counts"]["passed"] == 2
+    calc = assert_one_commit_draft_pr(fake_gh, repo, outcome.branch or "")
+    assert calc == CALC.replace("a * b", "a / b")
+    body = fake_gh.pulls(*repo)[0].body or ""
+    assert "tests: ❌ failed — 1 new failure(s): test_calc.py::test_add" in body
+    assert "tests: ✅ passed — 2 passed, 0 failed: no new failure" in body
+    assert_job_gone(bot_service, docker_client, outcome.job_id)
+
+
 async def test_file_cap_malformed_review_and_overloaded_model(
     bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub, docker_client: Any
 ) -> None:

@@ -276,6 +276,9 @@ PAIRS = [
     ("ChecksResult", "ChecksResult"),
     ("CheckRun", "CheckRunInfo"),
     ("JobEvent", "JobEvent"),
+    ("TestResult", "TestResult"),
+    ("TestCounts", "TestCounts"),
+    ("TestFailure", "TestFailure"),
 ]
 
 

@@ -24,6 +24,7 @@ from bot.models import (
     ReadFileResult,
     ReplaceInFileResult,
     SearchResult,
+    TestResult,
     WriteFileResult,
 )
 from bot.progress import ProgressEvent
@@ -58,6 +59,24 @@ def lint_ok() -> LintResult:
     return LintResult.model_validate({"status": "passed", "linters": [{"name": "ruff", "diagnostics": []}]})
 
 
+def run_ok() -> TestResult:
+    return TestResult.model_validate(
+        {"status": "passed", "command": ["python", "-m", "pytest"], "counts": {"passed": 2, "failed": 0}}
+    )
+
+
+def run_new(test_id: str, message: str) -> TestResult:
+    failure = {"id": test_id, "message": message, "path": "test_calc.py", "line": 5, "new": True}
+    return TestResult.model_validate(
+        {
+            "status": "failed",
+            "command": ["python", "-m", "pytest"],
+            "counts": {"passed": 1, "failed": 1},
+            "failures": [failure],
+        }
+    )
+
+
 def lint_new(path: str, line: int, code: str, message: str) -> LintResult:
     diag = {"path": path, "line": line, "column": 1, "code": code, "message": message, "severity": "error"}
     return LintResult.model_validate(
@@ -78,6 +97,7 @@ class MemoryDockyard(DockyardClient):
         self.branch_head: dict[str, str] = {}
         self.pulls: list[dict[str, Any]] = []
         self.lint_answers: list[LintResult] = []
+        self.test_answers: list[TestResult] = []
         self.checks_for: Callable[[str, int], str] = lambda sha, n: "passed"
         self.calls: list[str] = []
         self.create_delay_s = 0.0
@@ -177,6 +197,10 @@ class MemoryDockyard(DockyardClient):
     async def lint(self, job_id: str, **kw: Any) -> LintResult:
         self.calls.append("lint")
         return self.lint_answers.pop(0) if self.lint_answers else lint_ok()
+
+    async def test(self, job_id: str, **kw: Any) -> TestResult:
+        self.calls.append("test")
+        return self.test_answers.pop(0) if self.test_answers else run_ok()
 
     async def diff(self, job_id: str) -> DiffResult:
         files, patch = [], ""
@@ -304,6 +328,7 @@ async def test_happy_path_opens_one_draft_pr(ai: FakeAnthropic) -> None:
     assert "## Files changed" in body and "`calc.py` (modified, +1 -1)" in body
     assert "<details>" in body and "Process log" in body and "#### Round 1" in body
     assert "lint: ✅ passed" in body and "self-review: ✅ passed" in body and "CI: ✅ passed" in body
+    assert "tests: ✅ passed — 2 passed, 0 failed: no new failure" in body
     assert "**Files explored** (1 of at most 15): `calc.py`" in body
     assert "tokens" in body and "$" in body
     # the starting file set: calc.py was named in the report and shown up front, counted against the cap
@@ -315,6 +340,7 @@ async def test_happy_path_opens_one_draft_pr(ai: FakeAnthropic) -> None:
         "Reading files",
         "Generating fix (round 1)",
         "Running lint",
+        "Running tests",
         "Self-review",
         "Waiting for CI",
         "Opening draft PR",
@@ -348,7 +374,7 @@ async def test_lint_failure_feeds_round_two(ai: FakeAnthropic) -> None:
     assert "Round 2 of 3" in round2 and "calc.py:6:1: F821 Undefined name `c`" in round2
     assert "-    return a * b" in round2 and "+    return a / c" in round2, "the diff so far is shown"
     assert [g.status for g in outcome.rounds[0].gates] == ["failed"]
-    assert [g.status for g in outcome.rounds[1].gates] == ["passed", "passed", "passed"]
+    assert [g.status for g in outcome.rounds[1].gates] == ["passed", "passed", "passed", "passed"]
     assert outcome.rounds[0].usage is not None and outcome.rounds[1].usage is not None
     assert outcome.usage is not None
     assert (
@@ -653,7 +679,12 @@ def test_outcome_json_names_the_validation(ai: FakeAnthropic) -> None:
     data = outcome.to_json()
     assert data["ok"] and data["rounds"] == 1 and data["files_changed"] == ["calc.py"]
     validation = data["validation"]
-    assert isinstance(validation, list) and [v["gate"] for v in validation] == ["lint", "self-review", "CI"]
+    assert isinstance(validation, list) and [v["gate"] for v in validation] == [
+        "lint",
+        "tests",
+        "self-review",
+        "CI",
+    ]
 
 
 async def test_a_gate_that_cannot_judge_does_not_block_but_is_not_a_pass(ai: FakeAnthropic) -> None:
@@ -666,7 +697,7 @@ async def test_a_gate_that_cannot_judge_does_not_block_but_is_not_a_pass(ai: Fak
     ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)
     assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 1
-    assert [g.status for g in outcome.rounds[0].gates] == ["error", "passed", "passed"]
+    assert [g.status for g in outcome.rounds[0].gates] == ["error", "passed", "passed", "passed"]
     body = mem.pulls[0]["body"]
     assert "did not pass every validation" in body and "lint (error: lint could not give a verdict" in body
 
@@ -705,3 +736,46 @@ async def test_the_pr_targets_the_ref_when_it_is_a_branch(ai: FakeAnthropic) -> 
         outcome, _ = await fix(ai, mem, req)
         assert outcome.ok
         assert seen[-1] == expected
+
+
+async def test_a_new_test_failure_feeds_round_two_and_stops_before_review(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.test_answers = [run_new("test_calc.py::test_divide", "assert 18 == 2"), run_ok()]
+    ai.script(
+        agent=[
+            tool_use("replace_in_file", **FIX),
+            end_turn("Divide."),
+            end_turn("Divide, really."),
+        ],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.passed_all and len(outcome.rounds) == 2
+    assert [(g.gate, g.status) for g in outcome.rounds[0].gates] == [("lint", "passed"), ("tests", "failed")]
+    assert mem.calls.count("test") == 2
+    round2 = ai.user_texts()[-1]
+    assert "tests failed: 1 new failure(s): test_calc.py::test_divide" in round2
+    assert "- test_calc.py::test_divide (test_calc.py:5):" in round2 and "assert 18 == 2" in round2
+    assert len(ai.of_kind("review")) == 1, "the self-review ran only in the round whose tests passed"
+    body = mem.pulls[0]["body"]
+    assert "tests: ❌ failed — 1 new failure(s): test_calc.py::test_divide" in body
+    assert "tests: ✅ passed" in body
+
+
+async def test_no_tests_found_skips_the_gate_and_ci_still_runs(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.test_answers = [
+        TestResult.model_validate(
+            {"status": "passed", "skipped_reason": "no tests found (pytest collected none)"}
+        )
+    ]
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    outcome, _ = await fix(ai, mem)
+    assert outcome.passed_all and [g.status for g in outcome.rounds[0].gates] == [
+        "passed",
+        "skipped",
+        "passed",
+        "passed",
+    ]
+    assert outcome.rounds[0].gates[-1].gate == "ci", "CI still ran"
+    assert "tests: ⏭️ skipped — tests skipped: no tests found" in mem.pulls[0]["body"]

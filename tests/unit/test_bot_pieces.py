@@ -166,11 +166,13 @@ def record(n: int, gates: list[GateResult], files: bool = True) -> RoundRecord:
 def test_pr_body_of_a_passing_fix() -> None:
     gates = [
         GateResult("lint", "passed", "ruff: no new problems"),
+        GateResult("tests", "passed", "3 passed, 0 failed: no new failure"),
         GateResult("review", "passed", "approved"),
         GateResult("ci", "skipped", "no CI is configured"),
     ]
     r = record(1, gates)
-    assert r.passed and r.score == 4
+    assert r.passed and r.score == 5
+    assert not record(1, [g for g in gates if g.gate != "tests"]).passed, "a round without tests is no pass"
     body = pr_body(
         title="Crash on empty config",
         requested_by="alice",
@@ -185,6 +187,7 @@ def test_pr_body_of_a_passing_fix() -> None:
     )
     assert body.startswith("## Summary\n\nRound 1 change.")
     assert "requested by alice" in body and "✅ lint: passed" in body and "⏭️ CI: skipped" in body
+    assert "✅ tests: passed" in body and "- tests: ✅ passed — 3 passed, 0 failed: no new failure" in body
     assert "- `a.py` (modified, +2 -1)" in body
     assert "<details>\n<summary>Process log</summary>" in body and body.rstrip().endswith("merges it._")
     assert "**Files explored** (2 of at most 15): `a.py`, `b.py`" in body

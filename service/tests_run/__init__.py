@@ -1,0 +1,1 @@
+"""Test runs: the repository's tests in a fresh capped box, failures judged new against base_sha."""
