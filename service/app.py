@@ -130,7 +130,7 @@ def routes() -> list[Route]:
             body=JobCreate,
             answer=Job,
             status=201,
-            errors=(413, 429, 502, 503),
+            errors=(404, 413, 429, 502, 503),
         ),
         Route(
             "GET",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from service.clone_policy import redact_url
-from service.errors import CloneFailed, InvalidRequest, RepoTooLarge
+from service.errors import CloneFailed, InvalidRequest, RefNotFound, RepoNotFound, RepoTooLarge
 from service.gitproc import base_env, run_git, stream_git
 from service.lint.detect import matches
 from service.logging import get_logger
@@ -380,7 +380,12 @@ async def clone(
             "auth_failed": f"access to {name} was refused",
         }.get(reason, f"cloning {name} failed")
         # git's own words stay in the service log: they may carry what the remote said.
-        raise CloneFailed(what, {"repo": name, "ref": ref, "reason": reason}) from e
+        details = {"repo": name, "ref": ref, "reason": reason}
+        if reason == "ref_not_found":  # the caller named a ref the repository does not have
+            raise RefNotFound(what, details) from e
+        if reason == "repo_not_found":
+            raise RepoNotFound(what, details) from e
+        raise CloneFailed(what, details) from e
     finally:
         await remove_tree(home)
     return Checkout(dest, sha.strip(), ref)

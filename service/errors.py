@@ -155,6 +155,10 @@ class RepoNotFound(NotFound):
     code = "repo_not_found"
 
 
+class RefNotFound(NotFound):
+    code = "ref_not_found"
+
+
 class NothingToCommit(Conflict):
     code = "nothing_to_commit"
 

@@ -56,8 +56,8 @@ def test_workspace_keeps_no_remote_url(api, job, dexec, fixture_repo):
     assert "hooksPath" not in config or "/dev/null" in config
 
 
-def test_clone_of_a_path_that_is_not_a_repository_is_clone_failed(api, make_job, tmp_path):
+def test_clone_of_a_path_that_is_not_a_repository_is_repo_not_found(api, make_job, tmp_path):
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "file.txt").write_text("x")
     r = make_job.raw(make_job.body(clone_url=(tmp_path / "plain").as_uri()))
-    api.error(r, 502, "clone_failed")
+    api.error(r, 404, "repo_not_found")

@@ -203,15 +203,15 @@ def test_unknown_language_is_refused(api, make_job):
     api.error(r, 400)
 
 
-def test_nonexistent_clone_url_is_clone_failed(api, make_job, tmp_path):
+def test_nonexistent_clone_url_is_repo_not_found(api, make_job, tmp_path):
     r = make_job.raw(make_job.body(clone_url=(tmp_path / "no-such-repo").as_uri()))
-    err = api.error(r, 502, "clone_failed")
+    err = api.error(r, 404, "repo_not_found")
     assert len(err["message"]) > 10
 
 
-def test_unknown_ref_is_an_error(api, make_job):
+def test_unknown_ref_is_ref_not_found(api, make_job):
     r = make_job.raw(make_job.body(ref="no-such-branch"))
-    err = api.error(r, 502, "clone_failed")
+    err = api.error(r, 404, "ref_not_found")
     assert "no-such-branch" in err["message"] + json.dumps(err["details"]), err
 
 

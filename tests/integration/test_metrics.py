@@ -52,7 +52,7 @@ def test_metrics_move_with_jobs_tools_and_timeouts(api, anon_api, make_job, dexe
     api.read(job["id"], "README.md")
     dexec.ok(job, "mkfifo /workspace/fifo")
     assert api.tool_ok(job["id"], "search", pattern="x", path="fifo")["timed_out"] is True
-    api.error(make_job.raw(make_job.body(clone_url=(tmp_path / "no-such-repo").as_uri())), 502, "clone_failed")
+    api.error(make_job.raw(make_job.body(clone_url=(tmp_path / "no-such-repo").as_uri())), 404, "repo_not_found")
     during = scrape(anon_api)
     assert value(during, "dockyard_jobs_live") >= 1
     assert (
@@ -60,8 +60,8 @@ def test_metrics_move_with_jobs_tools_and_timeouts(api, anon_api, make_job, dexe
         == value(before, "dockyard_job_creations_total", outcome="ok") + 1
     )
     assert (
-        value(during, "dockyard_job_creations_total", outcome="clone_failed")
-        == value(before, "dockyard_job_creations_total", outcome="clone_failed") + 1
+        value(during, "dockyard_job_creations_total", outcome="repo_not_found")
+        == value(before, "dockyard_job_creations_total", outcome="repo_not_found") + 1
     )
     reads = "dockyard_tool_duration_seconds_count"
     assert value(during, reads, tool="read_file") == value(before, reads, tool="read_file") + 2
