@@ -287,6 +287,11 @@ class Limits(_Strict):
     lint_timeout_s: int = Field(120, ge=1, description="a linter run's deadline")
     output_cap_kb: int = Field(1024, ge=16, description="raw linter output kept per run")
 
+    @classmethod
+    def of_job(cls, stored: dict[str, Any]) -> Limits:
+        """A job's applied limits from its record (which also carries what was clamped)."""
+        return cls(**{k: v for k, v in stored.items() if k in cls.model_fields})
+
 
 class LimitsSection(_Strict):
     defaults: Limits

@@ -268,7 +268,7 @@ class LintService:
         )
         env = await self.envs(job) if self.envs is not None else None
 
-        job_limits = Limits(**{k: v for k, v in job.limits.items() if k in Limits.model_fields})
+        job_limits = Limits.of_job(job.limits)
         budget = asyncio.Semaphore(max(1, int(job_limits.cpus)))
         runs = await asyncio.gather(
             *(self._run_linter(job, pick, changed, maps, job_limits, env, budget, actor) for pick in picks)

@@ -281,7 +281,7 @@ class TestService:
         jobs = self.jobs
         cfg = jobs.images.config
         spec = sel.spec
-        job_limits = Limits(**job.limits)
+        job_limits = Limits.of_job(job.limits)
         clamped: list[str] = []
         timeout = spec.timeout_s
         if timeout_s is not None:
