@@ -144,6 +144,27 @@ class Service:
             proc.kill()
             proc.wait(timeout=10)
 
+    def discard(self) -> None:
+        """Stop for good and remove what outlives a service by design: its cached dependency
+        environments (volumes kept for its next start) — this state dir is thrown away."""
+        self.stop()
+        instance_file = self.state_dir / "instance"
+        if not instance_file.exists():
+            return
+        import docker
+
+        client = docker.from_env(timeout=60)
+        label = f"dockyard.env.instance={instance_file.read_text().strip()}"
+        for container in client.containers.list(all=True, filters={"label": label}):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+        for volume in client.volumes.list(filters={"label": label}):
+            with contextlib.suppress(Exception):
+                volume.remove(force=True)
+        for network in client.networks.list(filters={"label": label}):
+            with contextlib.suppress(Exception):
+                network.remove()
+
     def restart(self) -> None:
         """Stop (SIGTERM) and start again on the same port and state dir."""
         self.stop()
@@ -181,7 +202,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     try:
         yield svc
     finally:
-        svc.stop()
+        svc.discard()
 
 
 # --- HTTP clients -------------------------------------------------------------------------------

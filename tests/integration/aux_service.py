@@ -56,7 +56,7 @@ def aux(
             with contextlib.suppress(BaseException):
                 svc.start()
         factory.cleanup()
-        svc.stop()
+        svc.discard()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
@@ -108,4 +108,4 @@ def github_service(root: Path, fake: FakeGitHub) -> Iterator[AuxService]:
     try:
         yield svc
     finally:
-        svc.stop()
+        svc.discard()

@@ -169,11 +169,6 @@ def test_hostile_trees_are_refused_before_checkout(
     assert work_entries(Path(service.state_dir)) == [], "a refused clone left its checkout behind"
 
 
-@pytest.mark.xfail(
-    reason="the engine's put_archive refuses a link pointing above the archive root (500 sandbox_error); "
-    "unpacking inside the box (the workspace rewrite, another branch) keeps it as a link",
-    strict=False,
-)
 def test_a_link_pointing_out_of_the_repo_is_no_server_error(
     api: Api, make_job: JobFactory, dexec: Any, hostile: dict[str, Path], service: Any
 ) -> None:
