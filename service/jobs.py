@@ -520,9 +520,13 @@ class JobService:
 
     async def logs(self, job_id: str, actor: Actor | None = None) -> bytes:
         job = await self.get(job_id)
+        data: bytes | None = None
         if job.status == "ready" and job.container_id:
-            data = await self.backend.logs(job.container_id, 1024 * 1024)
-        else:
+            try:
+                data = await self.backend.logs(job.container_id, 1024 * 1024)
+            except SandboxFailed:  # the box is being removed right now: what was saved at its end
+                data = None
+        if data is None:
             path = self.log_path(job.id)
             data = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
         if actor is not None:

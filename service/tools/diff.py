@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from service.errors import SandboxFailed
+from service.errors import PayloadTooLarge, SandboxFailed
 from service.models import DiffFile, DiffResult, DiffStats
 from service.sandbox.backend import ExecResult
 from service.tools.protocol import TOOL, ToolCall, interrupted, split_header
@@ -127,7 +127,13 @@ def blobs_call(shas: list[str]) -> ToolCall:
 
 
 def parse_blobs(result: ExecResult) -> dict[str, bytes]:
-    if result.exit_code != 0 or result.output_truncated or result.timed_out:
+    if result.output_truncated:  # the caller's binary files are over what one commit may carry
+        raise PayloadTooLarge(
+            "the changed binary files are over the output cap of one commit; commit fewer or "
+            "smaller binary files",
+            {"bytes_out": result.bytes_out},
+        )
+    if result.exit_code != 0 or result.timed_out:
         raise SandboxFailed(
             "could not read the changed files from the sandbox"
             + (" (over the output cap)" if result.output_truncated else ""),

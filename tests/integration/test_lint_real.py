@@ -369,3 +369,31 @@ def test_go_vet_without_the_modules_says_what_is_missing(
     vet = linter(result, "go-vet")
     assert result["status"] == "error" and vet["tool_source"] == "image", vet
     assert "no dependency environment" in vet["error"] and vet["version"].startswith("go version go1.")
+
+
+def test_repo_pinned_to_eslint_8_lints_with_its_own_eslint_8(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    """The job's environment (fetched from the registry, scripts off) holds the repo's pinned
+    eslint 8 and its `.eslintrc`: lint runs THAT eslint, says so, and judges new vs base with it."""
+    pkg = json.dumps({"name": "x", "private": True, "devDependencies": {"eslint": "8.57.0"}})
+    rc = json.dumps(
+        {
+            "root": True,
+            "extends": "eslint:recommended",
+            "parserOptions": {"ecmaVersion": 2022, "sourceType": "module"},
+        }
+    )
+    url = make_repo(
+        tmp_path / "repo",
+        {"package.json": pkg, ".eslintrc.json": rc, "a.js": "export const a = 1;\nconst old = 2;\n"},
+    )
+    job = make_job(clone_url=url, language="node")
+    api.write(job["id"], "a.js", "export const a = 1;\nconst old = 2;\nconst fresh = 3;\n")
+    result = lint(api, job)
+    run = linter(result, "eslint-legacy")  # the .eslintrc (eslint 8) table, not the image's eslint 9
+    assert run["tool_source"] == "repo" and run["version"].lstrip("v").startswith("8.57"), run
+    assert run["command"][0] == "/env/node_modules/.bin/eslint"
+    found = {(d["line"], d["code"], d["new"]) for d in run["diagnostics"]}
+    assert found == {(2, "no-unused-vars", False), (3, "no-unused-vars", True)}, found
+    assert result["status"] == "failed"

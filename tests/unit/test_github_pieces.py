@@ -4,7 +4,7 @@ import httpx
 import pytest
 from githubkit.exception import RequestFailed, SecondaryRateLimitExceeded
 
-from service.errors import SandboxFailed
+from service.errors import PayloadTooLarge
 from service.github.client import BoundedRetry, RepoId
 from service.github.git_host import fingerprint
 from service.sandbox.backend import ExecResult
@@ -52,8 +52,9 @@ def test_parse_blobs_is_binary_safe() -> None:
         bytes_out=0,
         output_truncated=True,
     )
-    with pytest.raises(SandboxFailed, match="output cap"):
+    with pytest.raises(PayloadTooLarge, match="output cap") as caught:  # the caller's files: a 413
         parse_blobs(capped)
+    assert caught.value.status == 413
 
 
 def _change(path: str, sha: str) -> Change:
