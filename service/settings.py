@@ -7,6 +7,7 @@ validated by `load_images_config`, whose errors name the file, the key and the f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import tomllib
@@ -37,8 +38,9 @@ def token_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
+@functools.cache
 def _host_memory_mb() -> int:
-    """Physical memory of this host in MiB (0 when it cannot be read)."""
+    """Physical memory of this host in MiB (0 when it cannot be read); read once."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):

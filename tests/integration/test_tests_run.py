@@ -194,6 +194,36 @@ def test_node_test_runner_new_vs_old(api: Api, make_job: JobFactory, tmp_path: P
     assert mul["path"] == "test/lib.test.js" and mul["line"] == 5 and "5 !== 6" in mul["message"]
 
 
+def test_node_hang_is_timed_out_and_test_writes_never_reach_the_diff(
+    api: Api, make_job: JobFactory, tmp_path: Path
+) -> None:
+    url = make_repo(
+        tmp_path / "nodehang",
+        {
+            "package.json": '{"name": "n", "version": "1.0.0", "scripts": {"test": "node --test"}}\n',
+            "lib.js": NODE_LIB,
+            "test/lib.test.js": NODE_TESTS,
+        },
+    )
+    job = make_job(clone_url=url, language="node")
+    api.write(
+        job["id"],
+        "test/writer.test.js",
+        "const test = require('node:test');\nconst fs = require('node:fs');\n"
+        "test('writes', () => { fs.writeFileSync('lib.js', 'oops'); fs.writeFileSync('new.txt', 'x'); });\n",
+    )
+    wrote = run_tests(api, job)
+    assert "writes" not in failures(wrote), wrote
+    assert [f["path"] for f in api.get(f"/v1/jobs/{job['id']}/diff").json()["files"]] == ["test/writer.test.js"]
+    assert api.read(job["id"], "lib.js")["content"] == NODE_LIB
+    api.write(
+        job["id"], "test/hang.test.js", "const test = require('node:test');\ntest('hang', () => { for (;;) {} });\n"
+    )
+    hung = run_tests(api, job, timeout_s=8)
+    assert hung["timed_out"] and hung["status"] == "failed", hung
+    assert api.get("/healthz").status_code == 200 and api.read(job["id"], "lib.js")["content"] == NODE_LIB
+
+
 def test_node_npm_script_tap_or_exit_code(api: Api, make_job: JobFactory, tmp_path: Path) -> None:
     url = make_repo(
         tmp_path / "npmrepo",
