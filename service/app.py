@@ -59,7 +59,7 @@ from service.models import (
 from service.reaper import Reaper, instance_id
 from service.sandbox.docker import DockerBackend
 from service.settings import Settings, load_images_config
-from service.store import Store
+from service.store import LIVE_STATUSES, Store
 from service.tests_run.runner import TestService
 from service.trail import OutcomeTrail
 
@@ -317,6 +317,7 @@ def build_app(settings: Settings) -> web.Application:
         env = EnvService(app[JOBS], instance)
         await env.start()
         app[JOBS].env = env
+        await env.adopt(await store.list_jobs(statuses=LIVE_STATUSES))
         trail: OutcomeTrail | None = None
         if settings.outcome_trail:
             trail = OutcomeTrail(settings.state_dir / "trail", store)

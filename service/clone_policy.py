@@ -96,9 +96,8 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "(unparseable URL)"
-    if "@" in parts.netloc:
-        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], fragment=""))
-    return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
 
 
 def check_syntax(url: str, allowed_schemes: frozenset[str]) -> SplitResult:
@@ -121,6 +120,11 @@ def check_syntax(url: str, allowed_schemes: frozenset[str]) -> SplitResult:
             f"scheme {scheme!r} is not allowed (allowed: {', '.join(sorted(allowed_schemes))}; "
             "DOCKYARD_CLONE_SCHEMES)",
             allowed_schemes=sorted(allowed_schemes),
+        )
+    if parts.query or parts.fragment:  # a query may carry a token that argv and logs would show
+        raise InvalidRequest(
+            "clone_url must not carry a query string or fragment (put credentials in user:password@)",
+            {"clone_url": redact_url(url)},
         )
     return parts
 

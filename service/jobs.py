@@ -38,7 +38,7 @@ from service.logging import get_logger
 from service.models import EnvState, JobCreate
 from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend, box_memory_mb
 from service.sandbox.docker import SandboxGone
-from service.settings import ConfigError, ImagesConfig, Settings, load_images_config
+from service.settings import ConfigError, ImagesConfig, Limits, Settings, load_images_config
 from service.store import JobRecord, Store, now
 from service.tenants import TenantLimiter, can_see
 from service.tools.protocol import ToolCall
@@ -170,8 +170,7 @@ class JobService:
 
     def footprint_mb(self, limits: dict[str, Any]) -> int:
         """Host memory a job may hold: its box's memory limit (processes, workspace tmpfs, /tmp)."""
-        applied = self.images.config.clamp(limits)
-        return box_memory_mb(applied, self.images.config.limits.tmp_mb, writes_workspace=True)
+        return box_memory_mb(Limits.of_job(limits), self.images.config.limits.tmp_mb, writes_workspace=True)
 
     async def _admit(self, job: JobRecord, actor: Actor) -> None:
         """Refuse (429) a job over the service's, its tenant's or the host's capacity."""
@@ -362,6 +361,7 @@ class JobService:
                 image=image,
                 container_id=container_id,
                 volume=volume,
+                env_key=env_state.key if env_state is not None else None,  # adopted after a restart
             )
             await self.store.update_job(
                 job.id,
@@ -453,6 +453,8 @@ class JobService:
         for hook in self.on_closing:
             await hook(job.id)
         try:
+            # A lint or test box still running mounts the volume: it goes first, whoever made it.
+            await self.backend.remove_job_boxes(job.id)
             await self.backend.destroy(
                 job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"
             )

@@ -71,6 +71,7 @@ CREATE INDEX IF NOT EXISTS audit_job ON audit(job_id, seq);
 # Columns added after the first release: (table, column, type), added to older databases at open.
 MIGRATIONS = (
     ("jobs", "tenant", "TEXT"),
+    ("jobs", "env_key", "TEXT"),
     ("audit", "tenant", "TEXT"),
     ("audit", "key_id", "TEXT"),
     ("audit", "mac", "TEXT"),
@@ -116,6 +117,7 @@ class JobRecord:
     commits: list[dict[str, str]] = field(default_factory=list)
     actor: str | None = None
     tenant: str | None = None
+    env_key: str | None = None  # the dependency environment it was prepared with (service/env/)
 
     @property
     def live(self) -> bool:

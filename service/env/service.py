@@ -113,6 +113,22 @@ class EnvService:
             await asyncio.shield(self._builds[found])
         return self.state(job_id)
 
+    async def adopt(self, jobs: list[JobRecord]) -> int:
+        """After a restart: live jobs find their environment again (from the persistent cache)."""
+        found = 0
+        for job in jobs:
+            if job.env_key is None or job.id in self._jobs:
+                continue
+            try:
+                state = await self._hit(job.env_key)
+            except DockyardError:
+                continue
+            if state is not None:
+                self._states.setdefault(job.env_key, state)
+                self._jobs[job.id] = job.env_key
+                found += 1
+        return found
+
     async def tool_env(self, job: JobRecord) -> ToolEnv | None:
         """For lint and test boxes: the job's environment once ready, waiting for a build in
         progress (at most `env_wait_s`); None when it has none, failed, or is still building."""
@@ -164,7 +180,7 @@ class EnvService:
                     status="failed", ecosystem=manifests.ecosystem, reason=f"no [images.{builder}] configured"
                 ),
             )
-        key = manifests.key(image_tag, builder_tag)
+        key = await asyncio.to_thread(manifests.key, image_tag, builder_tag)  # hashes up to MiBs
         self._jobs[job_id] = key
         if key in self._builds:
             return self._states[key]
@@ -230,9 +246,8 @@ class EnvService:
         state: EnvState
         async with self._slots:
             try:
-                p = plan(
-                    m, npm_registry=await self._npm_registry(builder_tag) if m.ecosystem == "node" else None
-                )
+                registry = await self._npm_registry(builder_tag) if m.ecosystem == "node" else None
+                p = await asyncio.to_thread(plan, m, npm_registry=registry)  # parses lockfiles
                 refused = p.refused
                 if p.empty:
                     state = EnvState(
@@ -319,7 +334,7 @@ class EnvService:
         """Fetch (and install); returns (size in MB, a note for the state). Raises _BuildFailed."""
         await self.egress.ensure(self.jobs.images.images["proxy"].tag)
         ca = await asyncio.to_thread(self._ca)
-        inputs = fetch.input_tar(p.files, ca)
+        inputs = await asyncio.to_thread(fetch.input_tar, p.files, ca)
         env = fetch.box_env(self.egress.proxy_url, ca is not None)
         fetch_timeout = self.settings.env_fetch_timeout_s
         if ecosystem != "python":
@@ -368,7 +383,7 @@ class EnvService:
                 builder_tag,
                 install.python_install_argv(p),
                 scratch,
-                fetch.input_tar(p.files, None),
+                await asyncio.to_thread(fetch.input_tar, p.files, None),
                 {"HOME": "/tmp", "PIP_NO_INDEX": "1"},
                 "none",
                 timeout,

@@ -89,7 +89,8 @@ class GitHost:
     ) -> None:
         """`403 branch_protected` for the default branch, the job's base branch or an ops pattern."""
         why = self.jobs.settings.branch_refusal(branch)
-        if why is None and job.ref is not None and branch == job.ref:
+        base = job.ref.removeprefix("refs/").removeprefix("heads/") if job.ref is not None else None
+        if why is None and base is not None and branch == base:
             why = f"branch {branch!r} is the branch this job started from; commit to a new branch"
         if why is None and default_branch is not None and branch == default_branch:
             why = f"branch {branch!r} is the repository's default branch; commit to a new branch"

@@ -377,6 +377,23 @@ class DockerBackend:
                         continue
                     raise
 
+    async def remove_job_boxes(self, job_id: str) -> int:
+        """Remove every box of this instance that belongs to one job (its linter and test boxes,
+        the job box too): done before the job's volume goes, since they mount it."""
+
+        def remove() -> int:
+            api = self.client().api
+            labels = [f"{JOB_LABEL}={job_id}", *(f"{k}={v}" for k, v in self._own_labels.items())]
+            found = api.containers(all=True, filters={"label": labels})
+            for c in found:
+                try:
+                    api.remove_container(c["Id"], force=True)
+                except docker.errors.NotFound:
+                    pass
+            return len(found)
+
+        return await self._run(self._control_pool, remove)
+
     async def destroy(self, container_id: str | None, volume: str | None) -> None:
         if container_id:
             self._job_slots.pop(container_id, None)

@@ -107,13 +107,17 @@ def _with_exit_case(run: _Run, parser: str) -> list[Case]:
     return [Case(EXIT_CASE, "failed", f"exit {r.exit_code} ({why}):\n{tail}"[:2000])]
 
 
+# (job, image, argv, environment volumes): what one base_sha run was
+_BaseKey = tuple[str, str, tuple[str, ...], tuple[str, ...]]
+
+
 class TestService:
     __test__: ClassVar[bool] = False  # not a pytest class
 
     def __init__(self, jobs: JobService):
         self.jobs = jobs
-        self._base: dict[tuple[str, str, tuple[str, ...]], _Base] = {}
-        self._base_locks: dict[tuple[str, str, tuple[str, ...]], asyncio.Lock] = {}
+        self._base: dict[_BaseKey, _Base] = {}
+        self._base_locks: dict[_BaseKey, asyncio.Lock] = {}
         jobs.end_hooks.append(self.forget)
 
     def forget(self, job_id: str) -> None:
@@ -350,7 +354,10 @@ class TestService:
 
     async def _base_run(self, plan: _Plan, argv: list[str], actor: Actor) -> _Base:
         job = plan.job
-        key = (job.id, plan.image, tuple(argv))
+        # The environment is part of what ran: a base run without /env (still building) is not
+        # the base of a run with it.
+        env = tuple(sorted(m.source for m in plan.mounts))
+        key = (job.id, plan.image, tuple(argv), env)
         lock = self._base_locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._base.get(key)
@@ -395,7 +402,7 @@ class TestService:
             output_cap=cap + REPORT_CAP,
             workdir="/tmp",
             env=env,
-            runtime=None,
+            runtime=jobs.settings.sandbox_runtime,
             mounts=plan.mounts,
             tmp_exec=True,
         )

@@ -137,6 +137,7 @@ async def envs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
 
 
 def repo(tmp_path: Path, files: dict[str, str]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for rel, text in files.items():
         (tmp_path / rel).write_text(text)
     return tmp_path
@@ -446,3 +447,24 @@ def test_the_job_answer_shows_its_environment(api: Any, tmp_path: Path) -> None:
         assert [x["kind"] for x in env["refused"]] and "example.invalid" in json.dumps(env["refused"])
     finally:
         api.delete(f"/v1/jobs/{job['id']}")
+
+
+def test_a_restarted_service_finds_a_live_jobs_environment_again(
+    tmp_path: Path, fixture_repo: Any, docker_client: Any
+) -> None:
+    from tests.integration.aux_service import aux
+
+    src = repo(tmp_path / "src", {"requirements.txt": "iniconfig==2.0.0\n"})
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run([*git, *argv], check=True)
+    with aux(tmp_path / "svc", fixture_repo, docker_client) as (svc, api, make_job):
+        job = make_job(clone_url=src.as_uri(), language="python")
+        for _ in range(600):
+            env = api.job(job["id"])["env"]
+            if env["status"] != "building":
+                break
+            time.sleep(0.1)
+        assert env["status"] == "ready", env
+        svc.restart()
+        assert api.job(job["id"])["env"] == env  # adopted from the persistent cache, not lost
