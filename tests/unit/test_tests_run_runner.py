@@ -90,7 +90,7 @@ def service(answer: Answer) -> tuple[TestService, FakeBackend, list[Any], JobRec
         images=SimpleNamespace(
             config=cfg, images={n: SimpleNamespace(tag=f"dockyard/{n}:1") for n in cfg.images}
         ),
-        settings=SimpleNamespace(sandbox_user="1000:1000"),
+        settings=SimpleNamespace(sandbox_user="1000:1000", sandbox_runtime=None),
         backend=backend,
         store=SimpleNamespace(audit=audit),
         hub=SimpleNamespace(publish=publish),
