@@ -69,6 +69,7 @@ BOT = frozenset({"bot"})
 READERS = frozenset({"bot", "auditor"})
 AUDITOR = frozenset({"auditor"})
 ADMIN = frozenset({"admin"})
+MAX_REQUEST_LINE = 64 * 1024
 TOOL_ERRORS = (404, 409, 413, 503)
 
 
@@ -282,6 +283,9 @@ def build_app(settings: Settings) -> web.Application:
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
+        # Every query the contract declares valid fits the request line: a 4096-character path of
+        # 4-byte characters is 48 KiB percent-encoded (aiohttp's default line cap is 8 KiB).
+        handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
         middlewares=[
             errors_middleware,
             auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}),
