@@ -43,24 +43,15 @@ from service.models import (
     JobListQuery,
     LintRequest,
     LintResult,
-    ListDirectoryRequest,
-    ListDirectoryResult,
-    ReadFileRequest,
-    ReadFileResult,
-    ReplaceInFileRequest,
-    ReplaceInFileResult,
-    SearchRequest,
-    SearchResult,
     TestRequest,
     TestResult,
-    WriteFileRequest,
-    WriteFileResult,
 )
 from service.reaper import Reaper, instance_id
 from service.sandbox.docker import DockerBackend
 from service.settings import Settings, load_images_config
 from service.store import LIVE_STATUSES, Store
 from service.tests_run.runner import TestService
+from service.tools.registry import EXPOSED, route_path
 from service.trail import OutcomeTrail
 
 log = get_logger(__name__)
@@ -74,7 +65,6 @@ TOOL_ERRORS = (404, 409, 413, 503)
 
 
 def routes() -> list[Route]:
-    tool = "/v1/jobs/{id}/tools/"
     return [
         Route("GET", "/healthz", health.healthz, "Liveness", None, answer=Health),
         Route(
@@ -219,55 +209,19 @@ def routes() -> list[Route]:
             answer=TestResult,
             errors=(*TOOL_ERRORS, 403),
         ),
-        Route(
-            "POST",
-            tool + "read_file",
-            tools.read_file,
-            "Read a file (line range, numbering)",
-            BOT,
-            body=ReadFileRequest,
-            answer=ReadFileResult,
-            errors=TOOL_ERRORS,
-        ),
-        Route(
-            "POST",
-            tool + "write_file",
-            tools.write_file,
-            "Write a file byte-exact",
-            BOT,
-            body=WriteFileRequest,
-            answer=WriteFileResult,
-            errors=TOOL_ERRORS,
-        ),
-        Route(
-            "POST",
-            tool + "replace_in_file",
-            tools.replace_in_file,
-            "Exact, counted string replacement",
-            BOT,
-            body=ReplaceInFileRequest,
-            answer=ReplaceInFileResult,
-            errors=TOOL_ERRORS,
-        ),
-        Route(
-            "POST",
-            tool + "list_directory",
-            tools.list_directory,
-            "List a folder",
-            BOT,
-            body=ListDirectoryRequest,
-            answer=ListDirectoryResult,
-            errors=TOOL_ERRORS,
-        ),
-        Route(
-            "POST",
-            tool + "search",
-            tools.search_repo,
-            "Search with ripgrep",
-            BOT,
-            body=SearchRequest,
-            answer=SearchResult,
-            errors=TOOL_ERRORS,
+        *(
+            Route(
+                "POST",
+                route_path(t),
+                tools.tool_handler(t),
+                t.exposure.summary,
+                BOT,
+                body=t.exposure.request,
+                answer=t.exposure.result,
+                errors=TOOL_ERRORS,
+            )
+            for t in EXPOSED
+            if t.exposure is not None
         ),
     ]
 
@@ -369,6 +323,7 @@ def build_app(settings: Settings) -> web.Application:
             if trail is not None:
                 await trail.drain()
             await env.close()
+            await app[JOBS].channels.close()  # helpers end with their stdin; boxes stay
             await backend.close()
             await store.close()
 

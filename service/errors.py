@@ -41,6 +41,10 @@ class InvalidPattern(InvalidRequest):
     code = "invalid_pattern"
 
 
+class IsADirectory(InvalidRequest):
+    code = "is_a_directory"
+
+
 class CloneSourceForbidden(InvalidRequest):
     code = "clone_source_forbidden"
 
@@ -88,6 +92,10 @@ class JobNotReady(Conflict):
 
 class EditMismatch(Conflict):
     code = "edit_mismatch"
+
+
+class FileExists(Conflict):
+    code = "file_exists"
 
 
 class PayloadTooLarge(DockyardError):

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from service.audit import SYSTEM, Actor, AuditEntry
 from service.clone import CloneCaps, build_tar, clone, detect_language, remove_tree, work_dir_for
 from service.clone_policy import redact_url, vet_clone_url
@@ -37,17 +39,22 @@ from service.images import ResolvedImage, resolve_images
 from service.logging import get_logger
 from service.models import EnvState, JobCreate
 from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend, box_memory_mb
+from service.sandbox.channel import ChannelClosed, Channels, HelperChannel, Reply
 from service.sandbox.docker import SandboxGone
 from service.settings import ConfigError, ImagesConfig, Limits, Settings, load_images_config
 from service.store import JobRecord, Store, now
 from service.tenants import TenantLimiter, can_see
-from service.tools.protocol import ToolCall
+from service.tools.call import Caps, ExecCall, HelperCall
+from service.tools.ops import refusal
+from service.tools.registry import Tool
 
 if TYPE_CHECKING:
     from service.env.service import EnvService
 
 log = get_logger(__name__)
 T = TypeVar("T")
+Req = TypeVar("Req")
+Res = TypeVar("Res")
 
 VANISHED = "the job's container vanished behind the service's back (removed or stopped outside dockyard)"
 
@@ -81,6 +88,11 @@ class JobService:
         self.images = images
         self.hub = hub
         self.limiter = TenantLimiter.from_settings(settings)
+        self.caps = Caps(
+            read=settings.read_cap_bytes, write=settings.write_cap_bytes, output=settings.output_cap_bytes
+        )
+        # One helper per box, over one long-lived exec; its frames are bounded by the output cap.
+        self.channels = Channels(backend.open_helper, max_body=settings.output_cap_bytes + (1 << 20))
         self._create_lock = asyncio.Lock()
         self._job_locks: dict[str, asyncio.Lock] = {}
         self._builds: set[asyncio.Future[JobRecord]] = set()
@@ -452,6 +464,8 @@ class JobService:
             await self._save_logs(job)
         for hook in self.on_closing:
             await hook(job.id)
+        if job.container_id:
+            await self.channels.drop(job.container_id)  # its helper ends with the box anyway
         try:
             # A lint or test box still running mounts the volume: it goes first, whoever made it.
             await self.backend.remove_job_boxes(job.id)
@@ -554,13 +568,122 @@ class JobService:
         return job
 
     @staticmethod
-    def _path(call: ToolCall) -> dict[str, Any]:
-        return {"path": call.path} if call.path is not None else {}
+    def _path(path: str | None) -> dict[str, Any]:
+        return {"path": path} if path is not None else {}
 
     async def run_tool(
-        self, job_id: str, call: ToolCall, actor: Actor, parse: Callable[[ExecResult], T]
+        self, job_id: str, tool: Tool[Req, Res], req: Req, actor: Actor, *, caps: Caps | None = None
+    ) -> Res:
+        """One tool call over the job's helper channel: one audit record whatever its outcome;
+        refusals raise their typed error, a call killed for time is a result."""
+        job = await self.ready_job(job_id)
+        assert job.container_id is not None
+        call = tool.call(req, caps or self.caps)
+        timeout = float(job.limits.get("tool_timeout_s", 30))
+        try:
+            async with self.limiter.slot(actor, "exec"):
+                reply = await self._helper_call(job.container_id, call, timeout, retry=tool.idempotent)
+        except DockyardError as e:  # no answer came (box gone, engine away): still one record
+            await self._audit_call(job, tool.action, call, actor, None, e)
+            raise await self._exec_error(job, e) from e
+        error: DockyardError | None = None
+        result: Res | None = None
+        try:
+            if reply.timed_out:
+                result = tool.interrupted(req, {"timed_out": True, "oom_killed": False})
+            elif not reply.ok:
+                error = refusal(reply.error or {})
+            else:
+                result = tool.answer(req, reply)
+        except ValidationError as e:
+            error = SandboxFailed(
+                "the sandbox helper gave an answer out of its schema", {"error": str(e)[:500]}
+            )
+        except DockyardError as e:
+            error = e
+        await self._audit_call(job, tool.action, call, actor, reply, error)
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
+
+    async def _helper_call(self, box_id: str, call: HelperCall, timeout_s: float, *, retry: bool) -> Reply:
+        """The call on the box's channel; a helper that died under it is replaced, and a read is
+        sent once more to the new one (a write is not: it may have happened)."""
+        for attempt in (1, 2):
+            chan = await self._channel(box_id)
+            try:
+                return await chan.call(call.op, call.args, call.body, timeout_s=timeout_s)
+            except ChannelClosed as e:
+                if attempt == 2 or not retry:
+                    raise SandboxFailed(f"the sandbox helper stopped during the call: {e}", {}) from e
+        raise AssertionError("unreachable")
+
+    async def _channel(self, box_id: str) -> HelperChannel:
+        try:
+            return await self.channels.get(box_id)
+        except ChannelClosed as e:
+            raise SandboxFailed(str(e), {}) from e
+
+    async def _audit_call(
+        self,
+        job: JobRecord,
+        action: str,
+        call: HelperCall,
+        actor: Actor,
+        reply: Reply | None,
+        error: DockyardError | None,
+    ) -> None:
+        details: dict[str, Any] = {**self._path(call.path), **call.details}
+        if reply is not None:
+            for key in ("content_sha256", "before_sha256"):
+                if reply.result.get(key):
+                    details[key] = reply.result[key]
+            details["timed_out"] = reply.timed_out
+        if error is not None:
+            details["error"] = error.message
+        outcome = error.code if error is not None else ("timed_out" if reply and reply.timed_out else "ok")
+        await self.store.audit(
+            AuditEntry(
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                job_id=job.id,
+                container_id=job.container_id,
+                argv=call.argv,
+                exit_code=None if reply is None else (0 if reply.ok else 3),
+                duration_ms=None if reply is None else reply.duration_ms,
+                bytes_in=None if reply is None else reply.bytes_in,
+                bytes_out=None if reply is None else reply.bytes_out,
+                details=details,
+            )
+        )
+        await self.hub.publish(
+            job.id,
+            "exec",
+            {
+                "action": action,
+                "outcome": outcome,
+                "duration_ms": None if reply is None else reply.duration_ms,
+                **self._path(call.path),
+            },
+        )
+
+    async def _exec_error(self, job: JobRecord, e: DockyardError) -> DockyardError:
+        """What the caller hears when no answer came: a box gone or a job ended meanwhile is
+        `job_not_ready`; else the error itself."""
+        if isinstance(e, SandboxGone):
+            return self._not_ready(await self._mark_vanished(job))  # or it ended meanwhile
+        if isinstance(e, (SandboxFailed, DockerUnavailable)):
+            ended = await self._ended_meanwhile(job)
+            if ended is not None:
+                return self._not_ready(ended)
+        return e
+
+    async def run_exec(
+        self, job_id: str, call: ExecCall, actor: Actor, parse: Callable[[ExecResult], T]
     ) -> T:
-        """Run one exec in the job's box, audit it, and parse its answer (refusals raise)."""
+        """One plain command in the job's box (a fresh exec, not the helper), audited, parsed."""
         job = await self.ready_job(job_id)
         assert job.container_id is not None
         timeout = float(job.limits.get("tool_timeout_s", 30))
@@ -573,7 +696,7 @@ class JobService:
                     timeout_s=timeout,
                     output_cap=self.settings.output_cap_bytes,
                 )
-        except DockyardError as e:  # no exec ran (or none we can account for): still one record
+        except DockyardError as e:
             await self.store.audit(
                 AuditEntry(
                     actor=actor,
@@ -582,19 +705,13 @@ class JobService:
                     job_id=job.id,
                     container_id=job.container_id,
                     argv=call.argv,
-                    details={**self._path(call), "error": e.message},
+                    details={"error": e.message},
                 )
             )
-            if isinstance(e, SandboxGone):
-                raise self._not_ready(await self._mark_vanished(job)) from e  # or it ended meanwhile
-            if isinstance(e, (SandboxFailed, DockerUnavailable)):
-                ended = await self._ended_meanwhile(job)
-                if ended is not None:
-                    raise self._not_ready(ended) from e
-            raise
-        details = self._path(call)
+            raise await self._exec_error(job, e) from e
         outcome = result.outcome
         error: DockyardError | None = None
+        details: dict[str, Any] = {}
         try:
             parsed = parse(result)
         except DockyardError as e:
@@ -618,11 +735,6 @@ class JobService:
                 bytes_out=result.bytes_out,
                 details={**details, "timed_out": result.timed_out, "oom_killed": result.oom_killed},
             )
-        )
-        await self.hub.publish(
-            job.id,
-            "exec",
-            {"action": call.action, "outcome": outcome, "duration_ms": result.duration_ms, **details},
         )
         if error is not None:
             raise error

@@ -246,15 +246,49 @@ class ReadFileResult(_ExecAnswer):
     truncated: bool
 
 
+GitFileMode = Literal["100644", "100755", "120000"]
+
+
 class WriteFileRequest(_Request):
     path: RepoPath
     content: str
+    executable: bool | None = Field(
+        None, description="true: 100755, false: 100644, null: keep an existing file's mode (new: 100644)"
+    )
 
 
 class WriteFileResult(_ExecAnswer):
     path: str
     bytes_written: int
     created: bool
+    mode: GitFileMode = "100644"
+    ignored: bool = Field(False, description="the repository's .gitignore excludes the path: not in the diff")
+
+
+class DeleteFileRequest(_Request):
+    path: RepoPath
+
+
+class DeleteFileResult(_ExecAnswer):
+    path: str
+    deleted: bool
+
+
+class MoveFileRequest(_Request):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: RepoPath = Field(alias="from")
+    to: RepoPath
+    overwrite: bool = False
+
+
+class MoveFileResult(_ExecAnswer):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    mode: GitFileMode = "100644"
+    ignored: bool = Field(False, description="the repository's .gitignore excludes `to`: not in the diff")
 
 
 class ReplaceInFileRequest(_Request):

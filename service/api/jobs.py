@@ -29,7 +29,8 @@ from service.models import (
 )
 from service.settings import Settings
 from service.store import TERMINAL_STATUSES, EventRecord, JobRecord
-from service.tools.diff import diff_call, parse_diff
+from service.tools.diff import DiffQuery, to_result
+from service.tools.registry import DIFF
 
 log = get_logger(__name__)
 
@@ -95,10 +96,8 @@ async def job_diff(request: web.Request) -> web.Response:
     assert job.base_sha is not None
     base_sha = job.base_sha
     cap = service.settings.output_cap_bytes
-    result = await service.run_tool(
-        job.id, diff_call(base_sha), actor(request), lambda r: parse_diff(base_sha, r, cap)
-    )
-    return answer(result)
+    changes = await service.run_tool(job.id, DIFF, DiffQuery(base_sha, cap), actor(request))
+    return answer(to_result(base_sha, changes, cap))
 
 
 def _event_json(e: EventRecord) -> str:

@@ -132,7 +132,8 @@ def query(request: web.Request, model: type[M]) -> M:
 
 
 def answer(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(body=model.model_dump_json().encode(), status=status, content_type="application/json")
+    body = model.model_dump_json(by_alias=True).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 # --- OpenAPI 3.1 -------------------------------------------------------------------------------------

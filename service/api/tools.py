@@ -1,69 +1,24 @@
-"""Tool routes: validate the body, build the call, run it in the job's box, answer the result.
-
-Every tool handler is the same three steps, so they are made by one factory from the tool's
-request model, its argv builder and its answer parser (all in `service.tools`).
-"""
+"""Tool routes: one handler per tool of the registry — validate the body, run it, answer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from service.api.routing import Handler, actor, answer, body
 from service.app_keys import JOBS
-from service.models import (
-    ListDirectoryRequest,
-    ReadFileRequest,
-    ReplaceInFileRequest,
-    SearchRequest,
-    WriteFileRequest,
-)
-from service.sandbox.backend import ExecResult
-from service.settings import Settings
-from service.tools import files, listing, search
-from service.tools.protocol import ToolCall
-
-Req = TypeVar("Req", bound=BaseModel)
-Res = TypeVar("Res", bound=BaseModel)
-
-MAX_ENTRIES = 5000
+from service.tools.registry import Tool
 
 
-def tool_route(
-    name: str,
-    model: type[Req],
-    make_call: Callable[[Req, Settings], ToolCall],
-    parse: Callable[[Req, ExecResult], Res],
-) -> Handler:
+def tool_handler(tool: Tool[Any, Any]) -> Handler:
+    exposure = tool.exposure
+    assert exposure is not None, f"{tool.name} is not a route"
+
     async def handler(request: web.Request) -> web.Response:
-        req = await body(request, model)
-        service = request.app[JOBS]
-        call = make_call(req, service.settings)
-        result = await service.run_tool(
-            request.match_info["id"], call, actor(request), lambda r: parse(req, r)
-        )
+        req = await body(request, exposure.request)
+        result = await request.app[JOBS].run_tool(request.match_info["id"], tool, req, actor(request))
         return answer(result)
 
-    handler.__name__ = handler.__qualname__ = name
+    handler.__name__ = handler.__qualname__ = tool.name
     return handler
-
-
-read_file = tool_route(
-    "read_file", ReadFileRequest, lambda r, s: files.read_call(r, s.read_cap_bytes), files.parse_read
-)
-write_file = tool_route(
-    "write_file", WriteFileRequest, lambda r, s: files.write_call(r, s.write_cap_bytes), files.parse_write
-)
-replace_in_file = tool_route(
-    "replace_in_file",
-    ReplaceInFileRequest,
-    lambda r, s: files.replace_call(r, s.write_cap_bytes),
-    files.parse_replace,
-)
-list_directory = tool_route(
-    "list_directory", ListDirectoryRequest, lambda r, s: listing.list_call(r, MAX_ENTRIES), listing.parse_list
-)
-search_repo = tool_route("search", SearchRequest, lambda r, s: search.search_call(r), search.parse_search)

@@ -37,7 +37,8 @@ from service.models import (
     PullRequestRef,
 )
 from service.store import JobRecord, now
-from service.tools.diff import Change, blobs_call, diff_call, parse_blobs, parse_changes
+from service.tools.diff import BlobsQuery, Change, DiffQuery
+from service.tools.registry import DIFF, READ_BLOBS
 
 log = get_logger(__name__)
 
@@ -116,7 +117,7 @@ class GitHost:
 
     async def _commit(self, job: JobRecord, repo: RepoId, req: CommitRequest, actor: Actor) -> CommitResult:
         assert job.base_sha is not None
-        changes = (await self.jobs.run_tool(job.id, diff_call(job.base_sha), actor, parse_changes)).changes
+        changes = (await self.jobs.run_tool(job.id, DIFF, DiffQuery(job.base_sha), actor)).complete().changes
         if not changes:
             raise NothingToCommit("the workspace has no changes against base_sha", {"base_sha": job.base_sha})
         bad = [c.path for c in changes if not c.path_is_utf8]
@@ -246,7 +247,7 @@ class GitHost:
         present = [c for c in changes if c.status != "deleted" and c.mode != "160000"]
         blobs = (
             await self.jobs.run_tool(
-                job.id, blobs_call(sorted({c.new_sha for c in present})), actor, parse_blobs
+                job.id, READ_BLOBS, BlobsQuery(tuple(sorted({c.new_sha for c in present}))), actor
             )
             if present
             else {}

@@ -27,7 +27,7 @@ import posixpath
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.audit import Actor, AuditEntry
 from service.errors import (
@@ -57,9 +57,9 @@ from service.sandbox.backend import ExecResult, RunSpec, VolumeMount
 from service.sandbox.docker import SandboxGone
 from service.settings import Limits
 from service.store import JobRecord
-from service.tools import listing
-from service.tools.diff import diff_call, parse_changes
-from service.tools.protocol import ToolCall
+from service.tools.call import ExecCall
+from service.tools.diff import DiffQuery
+from service.tools.registry import DIFF, LIST_DIRECTORY
 
 log = get_logger(__name__)
 
@@ -214,8 +214,7 @@ class LintService:
         explicit = _check_paths(req.paths) if req.paths is not None else None
         listing_req = ListDirectoryRequest(path=".", depth=20 if req.all_files else 1)
 
-        def whole_listing(result: ExecResult) -> ListDirectoryResult:
-            tree = listing.parse_list(listing_req, result)
+        def whole_listing(tree: ListDirectoryResult) -> ListDirectoryResult:
             if tree.truncated:  # cut short (time, memory, the entry cap): a lint of part is no verdict
                 raise PayloadTooLarge(
                     "the workspace is too large to list for lint (over the entry cap, or its listing "
@@ -232,13 +231,15 @@ class LintService:
         async def whole_tree() -> ListDirectoryResult | None:
             if not req.all_files:
                 return None
-            return await jobs.run_tool(job.id, listing.list_call(listing_req, 20000), actor, whole_listing)
+            caps = replace(jobs.caps, max_entries=20000)
+            return whole_listing(await jobs.run_tool(job.id, LIST_DIRECTORY, listing_req, actor, caps=caps))
 
         changes, tree, (seen, root_files) = await asyncio.gather(
-            jobs.run_tool(job.id, diff_call(base_sha), actor, parse_changes),
+            jobs.run_tool(job.id, DIFF, DiffQuery(base_sha), actor),
             whole_tree(),
             self._files(job, explicit or [], configs, actor),
         )
+        changes = changes.complete()
         changed: dict[str, str] = {c.path: c.status for c in changes.changes}
         maps = parse_patch(changes.patch, truncated=changes.output_truncated)
         if explicit is not None:
@@ -296,7 +297,7 @@ class LintService:
         """Paths and config files as FILES_SCRIPT sees them, and the workspace root's files."""
         script = FILES_SCRIPT.replace("CAP", str(CONFIG_READ_CAP))
         argv = ["sh", "-c", script, "lint-files", *(_arg(p) for p in paths), "--", *configs]
-        found = await self.jobs.run_tool(job.id, ToolCall("lint.files", argv), actor, parse_files)
+        found = await self.jobs.run_exec(job.id, ExecCall("lint.files", argv), actor, parse_files)
         seen = {(p[2:] if p.startswith("./-") else p): v for (k, p), v in found.items() if k == "p"}
         return seen, {p for (k, p) in found if k == "r"}
 

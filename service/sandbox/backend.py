@@ -145,6 +145,10 @@ class SandboxBackend(Protocol):
         self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int
     ) -> ExecResult: ...
 
+    async def open_helper(self, container_id: str) -> HelperStream:
+        """Start the box's long-lived tool helper (`dockyard-tool serve`) and stream to it."""
+        ...
+
     async def run(self, spec: RunSpec) -> ExecResult: ...
 
     async def create_linter_box(self, spec: RunSpec) -> str:
@@ -185,4 +189,22 @@ class SandboxBackend(Protocol):
 
     async def env_cleanup(self, label: str, *, network: str | None) -> None:
         """Remove every container carrying `label` (fetch/install boxes, the proxy), then `network`."""
+        ...
+
+
+class HelperStream(Protocol):
+    """The byte stream to one long-lived helper process in a box (its stdin and stdout)."""
+
+    async def read_exactly(self, n: int) -> bytes:
+        """n bytes of the helper's stdout; EOFError when it has ended."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def kill(self) -> None:
+        """Kill the helper process in the box (it may be stuck and not read its stdin)."""
+        ...
+
+    async def close(self) -> None:
+        """Close its stdin (the helper exits) and free the stream."""
         ...

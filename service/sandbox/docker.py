@@ -47,11 +47,13 @@ from service.sandbox.backend import (
     EnvRunSpec,
     EnvVolume,
     ExecResult,
+    HelperStream,
     RunSpec,
     VolumeMount,
     box_memory_mb,
 )
-from service.sandbox.exec import run_container, run_exec
+from service.sandbox.docker_helper import open_stream, start_helper_blocking
+from service.sandbox.exec import _kill_marker, run_container, run_exec
 from service.settings import Limits
 
 T = TypeVar("T")
@@ -526,6 +528,32 @@ class DockerBackend:
     async def run(self, spec: RunSpec) -> ExecResult:
         """A one-shot container (a linter): created, run to its end or deadline, removed."""
         return await self._run(self._run_pool, self._run_blocking, spec)
+
+    async def open_helper(self, container_id: str) -> HelperStream:
+        """The box's tool helper over one exec, its socket handed to asyncio (no thread kept)."""
+
+        def start() -> tuple[Any, Any, bytes, str]:
+            try:
+                return start_helper_blocking(self.client().api, container_id)
+            except docker.errors.NotFound as e:
+                raise SandboxGone("the job's container is gone", {"container_id": container_id}) from e
+            except docker.errors.APIError as e:
+                if e.status_code == 409:
+                    raise SandboxGone(
+                        "the job's container is not running", {"container_id": container_id}
+                    ) from e
+                raise
+
+        response, sock, early, marker = await self._run(self._control_pool, start)
+
+        async def kill() -> None:
+            await self._run(self._control_pool, _kill_marker, self.client().api, container_id, marker)
+
+        def release() -> None:
+            with contextlib.suppress(Exception):
+                response.close()
+
+        return await open_stream(sock, early, release=release, kill=kill, box_id=container_id)
 
     async def exec(
         self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 from service.audit import Actor, AuditEntry
@@ -21,7 +20,6 @@ from service.jobs import JobService
 from service.logging import get_logger
 from service.models import (
     ListDirectoryRequest,
-    ListDirectoryResult,
     ReadFileRequest,
     TestCounts,
     TestFailure,
@@ -44,8 +42,7 @@ from service.tests_run.detect import (
     select,
 )
 from service.tests_run.parsers import PARSERS, Case, Report
-from service.tools import files as file_tools
-from service.tools import listing
+from service.tools.registry import LIST_DIRECTORY, READ_FILE
 
 log = get_logger(__name__)
 
@@ -326,10 +323,8 @@ class TestService:
     async def _tree(self, job: JobRecord, actor: Actor) -> tuple[set[str], list[str]]:
         req = ListDirectoryRequest(path=".", depth=3)
 
-        def whole(result: ExecResult) -> ListDirectoryResult:
-            return listing.parse_list(req, result)
-
-        tree = await self.jobs.run_tool(job.id, listing.list_call(req, 20000), actor, whole)
+        caps = replace(self.jobs.caps, max_entries=20000)
+        tree = await self.jobs.run_tool(job.id, LIST_DIRECTORY, req, actor, caps=caps)
         root = {e.path for e in tree.entries if "/" not in e.path and e.type != "dir"}
         return root, [e.path for e in tree.entries if e.type == "file"]
 
@@ -337,12 +332,8 @@ class TestService:
         async def read(name: str) -> tuple[str, str | None]:
             req = ReadFileRequest(path=name)
             try:
-                answer = await self.jobs.run_tool(
-                    job.id,
-                    file_tools.read_call(req, CONFIG_READ_CAP),
-                    actor,
-                    partial(file_tools.parse_read, req),
-                )
+                caps = replace(self.jobs.caps, read=CONFIG_READ_CAP)
+                answer = await self.jobs.run_tool(job.id, READ_FILE, req, actor, caps=caps)
             except DockyardError:
                 return name, None  # unreadable (binary, a link out): it decides nothing
             return name, answer.content

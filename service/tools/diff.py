@@ -11,15 +11,32 @@ from typing import Literal, cast
 
 from service.errors import PayloadTooLarge, SandboxFailed
 from service.models import DiffFile, DiffResult, DiffStats
-from service.sandbox.backend import ExecResult
-from service.tools.protocol import TOOL, ToolCall, interrupted, split_header
+from service.sandbox.channel import Reply
+from service.tools import ops
+from service.tools.call import Caps, Flags, HelperCall
 
 Mode = Literal["100644", "100755", "120000", "160000"]
 _STATUS = {"A": "added", "M": "modified", "T": "modified", "D": "deleted"}
 
 
-def diff_call(base_sha: str) -> ToolCall:
-    return ToolCall("diff", [TOOL, "diff", base_sha])
+@dataclass(frozen=True)
+class DiffQuery:
+    """The workspace against `base_sha`; `patch_cap` None: the service's output cap."""
+
+    base_sha: str
+    patch_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class BlobsQuery:
+    shas: tuple[str, ...]
+
+
+def diff_call(q: DiffQuery, caps: Caps) -> HelperCall:
+    cap = caps.output if q.patch_cap is None else min(q.patch_cap, caps.output)
+    return HelperCall(
+        "diff", ops.args(ops.DiffArgs(base=q.base_sha, patch_cap=cap)), extra_argv=(q.base_sha,)
+    )
 
 
 def _mode(mode: str) -> Mode:
@@ -50,14 +67,22 @@ class Changes:
     changes: list[Change]
     patch: bytes
     output_truncated: bool
+    timed_out: bool = False
+
+    def complete(self) -> Changes:
+        """These changes, or an error when git in the box did not finish in time."""
+        if self.timed_out:
+            raise SandboxFailed("the diff did not finish within the tool timeout", {"timed_out": True})
+        return self
 
 
-def parse_changes(result: ExecResult) -> Changes:
+def parse_changes(q: DiffQuery, reply: Reply) -> Changes:
     """The helper's three sections → changes (raw + numstat) and the patch bytes."""
-    header, payload = split_header(result)
+    out = ops.DiffOut.model_validate(reply.result)
+    payload = reply.body
     try:
-        raw_len, num_len, _ = (int(n) for n in header["sections"])
-    except (KeyError, TypeError, ValueError) as e:
+        raw_len, num_len, _ = (int(n) for n in out.sections)
+    except (TypeError, ValueError) as e:
         raise SandboxFailed("the sandbox helper gave a malformed diff", {}) from e
     raw, numstat = payload[:raw_len], payload[raw_len : raw_len + num_len]
     counts: dict[bytes, tuple[int, int, bool]] = {}
@@ -81,20 +106,24 @@ def parse_changes(result: ExecResult) -> Changes:
         n_add, n_del, binary = counts.get(path_b, (0, 0, False))
         kind = cast(Literal["added", "modified", "deleted"], _STATUS.get(status[:1], "modified"))
         changes.append(Change(name, utf8, kind, old_mode, new_mode, new_sha, binary, n_add, n_del))
-    return Changes(changes, payload[raw_len + num_len :], result.output_truncated)
+    return Changes(changes, payload[raw_len + num_len :], out.patch_truncated)
 
 
-def parse_diff(base_sha: str, result: ExecResult, patch_cap: int) -> DiffResult:
-    if flags := interrupted(result):
+def changes_interrupted(q: DiffQuery, flags: Flags) -> Changes:
+    return Changes([], b"", True, timed_out=True)
+
+
+def to_result(base_sha: str, parsed: Changes, patch_cap: int) -> DiffResult:
+    """The diff route's answer from the changes."""
+    if parsed.timed_out:
         return DiffResult(
             base_sha=base_sha,
             files=[],
             patch="",
             patch_truncated=True,
             stats=DiffStats(files=0, additions=0, deletions=0),
-            **flags,
+            timed_out=True,
         )
-    parsed = parse_changes(result)
     files = [
         DiffFile(
             path=c.path,
@@ -120,33 +149,26 @@ def parse_diff(base_sha: str, result: ExecResult, patch_cap: int) -> DiffResult:
     )
 
 
-def blobs_call(shas: list[str]) -> ToolCall:
-    """Read blobs from the box's own object store (one exec, binary-safe): `git cat-file --batch`."""
-    stdin = "".join(f"{sha}\n" for sha in shas).encode()
-    return ToolCall("commit.read_blobs", ["git", "-C", "/workspace", "cat-file", "--batch"], stdin=stdin)
+def blobs_call(q: BlobsQuery, caps: Caps) -> HelperCall:
+    """Blobs from the box's own object store (binary-safe, one call): `git cat-file --batch`."""
+    return HelperCall("read_blobs", ops.args(ops.ReadBlobsArgs(shas=list(q.shas), cap=caps.output)))
 
 
-def parse_blobs(result: ExecResult) -> dict[str, bytes]:
-    if result.output_truncated:  # the caller's binary files are over what one commit may carry
-        raise PayloadTooLarge(
-            "the changed binary files are over the output cap of one commit; commit fewer or "
-            "smaller binary files",
-            {"bytes_out": result.bytes_out},
-        )
-    if result.exit_code != 0 or result.timed_out:
-        raise SandboxFailed(
-            "could not read the changed files from the sandbox"
-            + (" (over the output cap)" if result.output_truncated else ""),
-            {"exit_code": result.exit_code},
-        )
+def parse_blobs(q: BlobsQuery, reply: Reply) -> dict[str, bytes]:
+    out = ops.ReadBlobsOut.model_validate(reply.result)
     blobs: dict[str, bytes] = {}
-    data, pos = result.stdout, 0
-    while pos < len(data):
-        end = data.index(b"\n", pos)
-        sha, kind, size = data[pos:end].decode().split(" ")
-        start = end + 1
-        blobs[sha] = data[start : start + int(size)]
-        pos = start + int(size) + 1  # the content is followed by a newline
-        if kind != "blob":
-            raise SandboxFailed(f"object {sha} is a {kind}, not a blob", {})
+    pos = 0
+    for b in out.blobs:
+        blobs[b.sha] = reply.body[pos : pos + b.size]
+        pos += b.size
+    if pos != len(reply.body):
+        raise SandboxFailed("the sandbox helper gave a malformed blob answer", {})
     return blobs
+
+
+def blobs_interrupted(q: BlobsQuery, flags: Flags) -> dict[str, bytes]:
+    raise PayloadTooLarge(
+        "reading the changed files out of the sandbox did not finish within the tool timeout; "
+        "commit fewer or smaller binary files",
+        {"timed_out": flags["timed_out"]},
+    )

@@ -1,41 +1,23 @@
-"""list_directory: argv builder and parser of the helper's NUL-separated entries."""
+"""list_directory: the helper lists breadth-first (sorted, `.git` hidden, links not followed)."""
 
 from __future__ import annotations
 
-from typing import Literal, cast
-
-from service.errors import SandboxFailed
 from service.models import DirectoryEntry, ListDirectoryRequest, ListDirectoryResult
-from service.sandbox.backend import ExecResult
-from service.tools.protocol import TOOL, ToolCall, interrupted, split_header
-
-EntryType = Literal["file", "dir", "symlink", "other"]
-
-
-def list_call(req: ListDirectoryRequest, max_entries: int) -> ToolCall:
-    argv = [TOOL, "list_directory", req.path, str(req.depth), str(max_entries)]
-    return ToolCall("tool.list_directory", argv, path=req.path)
+from service.sandbox.channel import Reply
+from service.tools import ops
+from service.tools.call import Caps, Flags, HelperCall
 
 
-def parse_list(req: ListDirectoryRequest, result: ExecResult) -> ListDirectoryResult:
-    if flags := interrupted(result):
-        return ListDirectoryResult(path=req.path, entries=[], truncated=True, **flags)
-    header, payload = split_header(result)
-    fields = payload.split(b"\0")
-    if fields and fields[-1] == b"":
-        fields.pop()
-    if len(fields) % 3:
-        raise SandboxFailed("the sandbox helper gave a malformed listing", {})
-    entries = []
-    for i in range(0, len(fields), 3):
-        kind, size, path = fields[i : i + 3]
-        entries.append(
-            DirectoryEntry(
-                path=path.decode("utf-8", "replace"),
-                type=cast(EntryType, kind.decode()),
-                size=int(size),
-            )
-        )
-    return ListDirectoryResult(
-        path=req.path, entries=entries, truncated=bool(header["truncated"]) or result.output_truncated
-    )
+def list_call(req: ListDirectoryRequest, caps: Caps) -> HelperCall:
+    a = ops.ListDirectoryArgs(path=req.path, depth=req.depth, max_entries=caps.max_entries)
+    return HelperCall("list_directory", ops.args(a), path=req.path)
+
+
+def list_answer(req: ListDirectoryRequest, reply: Reply) -> ListDirectoryResult:
+    out = ops.ListDirectoryOut.model_validate(reply.result)
+    entries = [DirectoryEntry(path=e.path, type=e.type, size=e.size) for e in out.entries]
+    return ListDirectoryResult(path=req.path, entries=entries, truncated=out.truncated)
+
+
+def list_interrupted(req: ListDirectoryRequest, flags: Flags) -> ListDirectoryResult:
+    return ListDirectoryResult(path=req.path, entries=[], truncated=True, **flags)

@@ -1,14 +1,11 @@
 from datetime import timedelta
 
 import httpx
-import pytest
 from githubkit.exception import RequestFailed, SecondaryRateLimitExceeded
 
-from service.errors import PayloadTooLarge
 from service.github.client import BoundedRetry, RepoId
 from service.github.git_host import fingerprint
-from service.sandbox.backend import ExecResult
-from service.tools.diff import Change, parse_blobs
+from service.tools.diff import Change
 
 
 def _response(status: int) -> httpx.Response:
@@ -33,28 +30,6 @@ def test_retry_is_bounded_and_only_for_transient_failures() -> None:
     assert not retry(RequestFailed(_Resp(422)), 0).do_retry  # type: ignore[arg-type]
     limited = SecondaryRateLimitExceeded(_Resp(403), timedelta(seconds=300))  # type: ignore[arg-type]
     assert retry(limited, 0).retry_after == timedelta(seconds=10)  # Retry-After capped
-
-
-def test_parse_blobs_is_binary_safe() -> None:
-    a, b = "a" * 40, "b" * 40
-    out = f"{a} blob 3\n".encode() + b"\x00\n\xff" + b"\n" + f"{b} blob 0\n".encode() + b"\n"
-    r = ExecResult(
-        argv=[], exit_code=0, stdout=out, stderr=b"", duration_ms=1, bytes_in=0, bytes_out=len(out)
-    )
-    assert parse_blobs(r) == {a: b"\x00\n\xff", b: b""}
-    capped = ExecResult(
-        argv=[],
-        exit_code=0,
-        stdout=b"",
-        stderr=b"",
-        duration_ms=1,
-        bytes_in=0,
-        bytes_out=0,
-        output_truncated=True,
-    )
-    with pytest.raises(PayloadTooLarge, match="output cap") as caught:  # the caller's files: a 413
-        parse_blobs(capped)
-    assert caught.value.status == 413
 
 
 def _change(path: str, sha: str) -> Change:

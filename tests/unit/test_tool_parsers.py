@@ -1,107 +1,78 @@
-"""The tools' answer parsers, fed with the helper's exact output shapes."""
-
-import json
+"""The tools' calls and answers, fed with the helper's exact reply shapes."""
 
 import pytest
 
-from service.errors import BinaryFile, EditMismatch, InvalidPattern, PathOutsideWorkspace, PayloadTooLarge
-from service.models import ReadFileRequest, ReplaceInFileRequest, SearchRequest, WriteFileRequest
-from service.sandbox.backend import ExecResult
-from service.tools import diff, files, search
+from service.errors import (
+    BinaryFile,
+    EditMismatch,
+    FileExists,
+    InvalidRequest,
+    IsADirectory,
+    PathOutsideWorkspace,
+    PayloadTooLarge,
+)
+from service.models import MoveFileRequest, ReadFileRequest, ReplaceInFileRequest, WriteFileRequest
+from service.sandbox.channel import Reply
+from service.tools import diff, files, ops
+from service.tools.call import Caps
+
+CAPS = Caps(read=1 << 18, write=1024, output=1 << 20)
 
 
-def result(stdout: bytes = b"", stderr: bytes = b"", code: int = 0, **flags: bool) -> ExecResult:
-    return ExecResult(
-        argv=[],
-        exit_code=code,
-        stdout=stdout,
-        stderr=stderr,
-        duration_ms=1,
-        bytes_in=0,
-        bytes_out=len(stdout),
-        **flags,
-    )
-
-
-def refusal(code: str, **details: object) -> ExecResult:
-    return result(
-        stderr=json.dumps({"code": code, "message": f"{code}!", "details": details}).encode(), code=3
-    )
+def reply(result: dict[str, object], body: bytes = b"") -> Reply:
+    return Reply(True, dict(result), None, body, 1, 0, len(body))
 
 
 def test_refusals_map_to_contract_errors() -> None:
-    req = ReadFileRequest(path="../x")
-    with pytest.raises(PathOutsideWorkspace):
-        files.parse_read(req, refusal("path_outside_workspace", path="../x"))
-    with pytest.raises(BinaryFile):
-        files.parse_read(req, refusal("binary_file"))
-    with pytest.raises(EditMismatch) as e:
-        files.parse_replace(
-            ReplaceInFileRequest(path="a", old="x", new="y"),
-            refusal("edit_mismatch", occurrence_lines=[1, 4]),
-        )
-    assert e.value.details["occurrence_lines"] == [1, 4]
-    with pytest.raises(PayloadTooLarge):
-        files.parse_write(WriteFileRequest(path="a", content="x"), refusal("disk_full"))
+    def err(code: str, **details: object) -> Exception:
+        return ops.refusal({"code": code, "message": f"{code}!", "details": details})
+
+    assert isinstance(err("path_outside_workspace", path="../x"), PathOutsideWorkspace)
+    assert isinstance(err("binary_file"), BinaryFile)
+    mismatch = err("edit_mismatch", occurrence_lines=[1, 4])
+    assert isinstance(mismatch, EditMismatch) and mismatch.details["occurrence_lines"] == [1, 4]
+    full = err("disk_full")
+    assert isinstance(full, PayloadTooLarge) and full.details["reason"] == "disk_full"
+    assert isinstance(err("is_a_directory"), IsADirectory) and err("is_a_directory").status == 400
+    assert isinstance(err("file_exists"), FileExists) and err("file_exists").status == 409
+    not_dir = err("not_a_directory")
+    assert isinstance(not_dir, InvalidRequest) and not_dir.code == "not_a_directory"
+    assert err("something_new").status == 500
 
 
 def test_read_non_utf8_is_binary() -> None:
-    header = json.dumps(
-        {"total_lines": 1, "size_bytes": 2, "start_line": 1, "end_line": 1, "truncated": False}
-    )
+    head = {"total_lines": 1, "size_bytes": 2, "start_line": 1, "end_line": 1, "truncated": False,
+            "content_sha256": "0" * 64}
     with pytest.raises(BinaryFile, match="not UTF-8"):
-        files.parse_read(ReadFileRequest(path="a"), result(header.encode() + b"\n\xff\xfe"))
+        files.read_answer(ReadFileRequest(path="a"), reply(head, b"\xff\xfe"))
+    cut = files.read_answer(ReadFileRequest(path="a"), reply({**head, "truncated": True}, b"ab\xc3"))
+    assert cut.content == "ab"  # a character split by the cap is dropped, not an error
 
 
 def test_read_timeout_is_a_result() -> None:
-    r = files.parse_read(ReadFileRequest(path="a"), result(code=137, timed_out=True))
-    assert r.timed_out and r.content == ""
+    r = files.read_interrupted(ReadFileRequest(path="a"), {"timed_out": True, "oom_killed": False})
+    assert r.timed_out and r.content == "" and r.truncated
 
 
-def test_write_cap_checked_before_exec() -> None:
+def test_write_cap_checked_before_the_call_and_content_goes_in_the_body() -> None:
     with pytest.raises(PayloadTooLarge):
-        files.write_call(WriteFileRequest(path="a", content="é" * 600), write_cap=1024)
-    call = files.write_call(WriteFileRequest(path="a", content="é" * 500), write_cap=1024)
-    assert call.stdin == "é".encode() * 500
-    assert b"\xc3" not in "".join(call.argv).encode()  # contents travel on stdin, never in argv
+        files.write_call(WriteFileRequest(path="a", content="é" * 600), CAPS)
+    call = files.write_call(WriteFileRequest(path="a", content="é" * 500, executable=True), CAPS)
+    assert call.body == "é".encode() * 500 and call.args == {"path": "a", "executable": True}
+    assert b"\xc3" not in "".join(call.argv).encode()  # contents never reach the audit argv
 
 
-def test_replace_stdin_framing() -> None:
-    call = files.replace_call(ReplaceInFileRequest(path="a", old="é\n", new="x"), write_cap=1024)
-    assert call.stdin == b"3\n\xc3\xa9\nx"
+def test_replace_body_is_old_then_new() -> None:
+    call = files.replace_call(ReplaceInFileRequest(path="a", old="é\n", new="x"), CAPS)
+    assert call.body == b"\xc3\xa9\nx" and call.args["old_len"] == 3
 
 
-def _rg(*events: dict) -> bytes:  # type: ignore[type-arg]
-    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
-
-
-def test_search_parses_ripgrep_json_and_truncates() -> None:
-    events = [{"type": "begin", "data": {"path": {"text": "./src/a.py"}}}]
-    for n in (3, 7, 9):
-        events.append(
-            {
-                "type": "match",
-                "data": {
-                    "path": {"text": "./src/a.py"},
-                    "lines": {"text": "  é foo\n"},
-                    "line_number": n,
-                    "submatches": [{"match": {"text": "foo"}, "start": 5, "end": 8}],
-                },
-            }
-        )
-    events.append({"type": "summary", "data": {"stats": {"searches": 4}}})
-    req = SearchRequest(pattern="foo", max_results=2)
-    r = search.parse_search(req, result(_rg(*events)))
-    assert [(m.path, m.line, m.column, m.text) for m in r.matches] == [
-        ("src/a.py", 3, 5, "  é foo"),
-        ("src/a.py", 7, 5, "  é foo"),
-    ]
-    assert r.truncated and r.files_searched == 4
-
-
-def test_search_bad_regex() -> None:
-    with pytest.raises(InvalidPattern):
-        search.parse_search(SearchRequest(pattern="("), result(stderr=b"regex parse error:\n (\n", code=2))
+def test_move_names_from_on_the_wire_and_refuses_a_move_onto_itself() -> None:
+    call = files.move_call(MoveFileRequest.model_validate({"from": "a/b", "to": "c"}), CAPS)
+    assert call.args == {"from": "a/b", "to": "c", "overwrite": False}
+    assert call.argv == ["dockyard-tool", "move_file", "a/b", "c"]
+    with pytest.raises(InvalidRequest):
+        files.move_call(MoveFileRequest.model_validate({"from": "a", "to": "a/"}), CAPS)
 
 
 def test_diff_sections() -> None:
@@ -112,8 +83,10 @@ def test_diff_sections() -> None:
     )
     numstat = b"1\t0\trun.sh\0-\t-\timg.png\0" + b"0\t2\told.txt\0"
     patch = b"diff --git a/run.sh b/run.sh\n"
-    header = json.dumps({"sections": [len(raw), len(numstat), len(patch)]}).encode()
-    d = diff.parse_diff("f" * 40, result(header + b"\n" + raw + numstat + patch), patch_cap=1 << 20)
+    sections = {"sections": [len(raw), len(numstat), len(patch)], "patch_truncated": False}
+    r = reply(sections, raw + numstat + patch)
+    q = diff.DiffQuery("f" * 40)
+    d = diff.to_result(q.base_sha, diff.parse_changes(q, r), patch_cap=1 << 20)
     assert [(f.path, f.status, f.mode, f.binary, f.old_mode) for f in d.files] == [
         ("run.sh", "modified", "100755", False, "100644"),
         ("img.png", "added", "100644", True, None),
@@ -121,3 +94,10 @@ def test_diff_sections() -> None:
     ]
     assert (d.stats.files, d.stats.additions, d.stats.deletions) == (3, 1, 2)
     assert d.patch == patch.decode()
+
+
+def test_blobs_are_cut_from_one_binary_body() -> None:
+    a, b = "a" * 40, "b" * 40
+    q = diff.BlobsQuery((a, b))
+    r = reply({"blobs": [{"sha": a, "size": 3}, {"sha": b, "size": 0}]}, b"\x00\n\xff")
+    assert diff.parse_blobs(q, r) == {a: b"\x00\n\xff", b: b""}
