@@ -51,7 +51,7 @@ from service.sandbox.docker import DockerBackend
 from service.settings import Settings, load_images_config
 from service.store import LIVE_STATUSES, Store
 from service.tests_run.runner import TestService
-from service.tools.registry import EXPOSED, route_path
+from service.tools.registry import EXPOSED, agent_tools, route_path
 from service.trail import OutcomeTrail
 
 log = get_logger(__name__)
@@ -247,7 +247,10 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app["dockyard.max_body"] = settings.max_body_bytes
-    app["dockyard.openapi"] = openapi(table, title="dockyard control API", version=__version__)
+    app["dockyard.openapi"] = {
+        **openapi(table, title="dockyard control API", version=__version__),
+        "x-agent-tools": agent_tools(),  # the tools as an agent's model sees them (the bot reads these)
+    }
     for r in table:
         app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
 

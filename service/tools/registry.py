@@ -81,6 +81,7 @@ READ_FILE: Tool[ReadFileRequest, ReadFileResult] = Tool(
         ReadFileRequest,
         ReadFileResult,
         "Read a text file of the repository, optionally a line range (1-based, inclusive).",
+        agent_fields=("path", "start_line", "end_line"),  # agents read numbered lines
     ),
 )
 WRITE_FILE: Tool[WriteFileRequest, WriteFileResult] = Tool(
