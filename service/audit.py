@@ -320,8 +320,16 @@ def verify_rows(
     return verifier.result()
 
 
+SURFACED = ("path", "content_sha256", "before_sha256")  # details a record shows as its own fields
+
+
 def record_json(record: AuditRecord) -> dict[str, Any]:
-    return asdict(record)
+    """A record as the API shows it: its columns, and the details callers filter on as fields."""
+    body = asdict(record)
+    for key in SURFACED:
+        value = record.details.get(key)
+        body[key] = value if isinstance(value, str) else None
+    return body
 
 
 def export_jsonl(conn: sqlite3.Connection, out: IO[str], *, job_id: str | None = None) -> int:
@@ -329,7 +337,7 @@ def export_jsonl(conn: sqlite3.Connection, out: IO[str], *, job_id: str | None =
     n = 0
     for row in iter_rows(conn, job_id=job_id):
         try:
-            body = record_json(AuditRecord.from_row(row))
+            body = asdict(AuditRecord.from_row(row))
         except (TypeError, ValueError):
             body = {k: row[k] for k in row}  # an altered row: exported as stored
         out.write(json.dumps(body, sort_keys=True, ensure_ascii=False) + "\n")

@@ -668,6 +668,11 @@ class AuditRecordOut(_Answer):
     tenant: str | None = Field(None, description="the tenant whose job (or token) this record concerns")
     key_id: str | None = Field(None, description="the audit key that authenticated this record")
     mac: str | None = Field(None, description="HMAC-SHA256 over seq and hash with that key")
+    path: str | None = Field(None, description="the repository path a tool call named")
+    content_sha256: str | None = Field(None, description="sha256 of what a tool wrote or returned")
+    before_sha256: str | None = Field(
+        None, description="sha256 of the file before an edit, move or delete (null: it did not exist)"
+    )
 
 
 class AuditList(_Answer):

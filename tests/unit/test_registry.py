@@ -1,0 +1,79 @@
+"""One declaration per tool: routes, OpenAPI, the agents' schemas and the helper ops all come from
+the registry, and nothing else declares a tool."""
+
+from __future__ import annotations
+
+from service.api.routing import openapi
+from service.app import routes
+from service.tools import ops
+from service.tools.registry import EXPOSED, TOOLS, agent_tools, route_path
+
+
+def test_every_exposed_tool_is_exactly_one_route_with_its_models() -> None:
+    table = routes()
+    tool_routes = {r.path: r for r in table if "/tools/" in r.path}
+    assert set(tool_routes) == {route_path(t) for t in EXPOSED}  # no tool route outside the registry
+    for t in EXPOSED:
+        assert t.exposure is not None
+        r = tool_routes[route_path(t)]
+        assert (r.method, r.body, r.answer, r.handler.__name__) == (
+            "POST",
+            t.exposure.request,
+            t.exposure.result,
+            t.name,
+        )
+
+
+def test_openapi_documents_every_tool_route() -> None:
+    doc = openapi(routes(), title="t", version="0")
+    for t in EXPOSED:
+        assert t.exposure is not None
+        op = doc["paths"][route_path(t)]["post"]
+        assert op["summary"] == t.exposure.summary
+        schema_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert schema_ref.endswith("/" + t.exposure.request.__name__)
+
+
+def test_agent_tools_are_the_request_models() -> None:
+    tools = {t["name"]: t for t in agent_tools()}
+    assert list(tools) == [t.name for t in EXPOSED]
+    move = tools["move_file"]["input_schema"]
+    assert set(move["properties"]) == {"from", "to", "overwrite"} and move["required"] == ["from", "to"]
+    read = tools["read_file"]["input_schema"]
+    assert set(read["properties"]) == {"path", "start_line", "end_line"}  # agents read numbered
+    assert set(tools["write_file"]["input_schema"]["properties"]) == {"path", "content", "executable"}
+
+
+def test_every_tool_calls_a_declared_helper_op_and_every_op_is_used() -> None:
+    from service.tools.call import Caps
+    from service.tools.diff import BlobsQuery, DiffQuery
+
+    caps = Caps(read=1, write=1 << 20, output=1 << 20)
+    samples = {
+        "read_file": {"path": "a"},
+        "write_file": {"path": "a", "content": "x"},
+        "replace_in_file": {"path": "a", "old": "x", "new": "y"},
+        "delete_file": {"path": "a"},
+        "move_file": {"from": "a", "to": "b"},
+        "list_directory": {},
+        "search": {"pattern": "x"},
+    }
+    used = set()
+    for t in TOOLS:
+        if t.exposure is not None:
+            req = t.exposure.request.model_validate(samples[t.name])
+        else:
+            req = DiffQuery("f" * 40) if t.name == "diff" else BlobsQuery(("a" * 40,))
+        call = t.call(req, caps)
+        args_model, _ = ops.OPS[call.op]
+        args_model.model_validate(call.args)  # the arguments fit the op's declared schema
+        used.add(call.op)
+    assert used == set(ops.OPS)
+
+
+def test_bot_facing_openapi_extension_is_the_registry() -> None:
+    from service.app import build_app
+    from service.settings import Settings
+
+    app = build_app(Settings(api_tokens="t" * 16 + ":bot"))  # type: ignore[call-arg]
+    assert app["dockyard.openapi"]["x-agent-tools"] == agent_tools()
