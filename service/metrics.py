@@ -26,10 +26,14 @@ from service.audit import AuditRecord
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: noise
 
-_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _LINT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 LIVE_JOBS = Gauge("dockyard_jobs_live", "Jobs whose sandbox is live (creating or ready)")
+HELPERS_LIVE = Gauge("dockyard_helper_channels", "Boxes with an open helper channel (read at scrape)")
+HELPER_STARTS = Gauge(
+    "dockyard_helper_starts", "Helpers started since the service started (a replaced helper counts)"
+)
 JOB_CREATIONS = Counter(
     "dockyard_job_creations", "Job creations by outcome (ok, or the error code)", ["outcome"]
 )

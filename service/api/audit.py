@@ -55,6 +55,9 @@ async def verify_audit(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    metrics.LIVE_JOBS.set(await request.app[JOBS].store.count_live())
+    jobs = request.app[JOBS]
+    metrics.LIVE_JOBS.set(await jobs.store.count_live())
+    metrics.HELPERS_LIVE.set(jobs.channels.live())
+    metrics.HELPER_STARTS.set(jobs.channels.opened)
     body, content_type = metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
