@@ -4,7 +4,6 @@ concurrency, binary bodies, a hung call, a stuck helper killed, a dead one repla
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
 from typing import Any
 
@@ -12,74 +11,8 @@ import pytest
 
 from service.sandbox import channel as chan_mod
 from service.sandbox.channel import ChannelClosed, Channels, HelperChannel
-from service.sandbox.wire import MAX_HEADER, PREFIX, REQUEST, RESPONSE, FrameError, encode, read_frame
-
-
-class FakeHelper:
-    """A HelperStream whose far end is a tiny helper: ops echo, sleep, hang, die, ping, cancel."""
-
-    def __init__(self, *, stuck: bool = False, hello: dict[str, Any] | None = None):
-        self.out = bytearray(encode(RESPONSE, {"id": 0, "ok": True, "result": hello or {"version": 1}}))
-        self.more = asyncio.Event()
-        self.more.set()
-        self.inbuf = bytearray()
-        self.closed = False
-        self.killed = False
-        self.stuck = stuck  # answers nothing at all (not even ping): must be killed
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.seen: list[str] = []
-
-    async def read_exactly(self, n: int) -> bytes:
-        while len(self.out) < n:
-            if self.closed:
-                raise EOFError
-            self.more.clear()
-            await self.more.wait()
-        data = bytes(self.out[:n])
-        del self.out[:n]
-        return data
-
-    def _emit(self, header: dict[str, Any], body: bytes = b"") -> None:
-        if not self.closed:
-            self.out += encode(RESPONSE, header, body)
-            self.more.set()
-
-    async def write(self, data: bytes) -> None:
-        if self.closed:
-            raise EOFError
-        self.inbuf += data
-        while len(self.inbuf) >= PREFIX.size:
-            _, _, _, h, b = PREFIX.unpack(self.inbuf[: PREFIX.size])
-            if len(self.inbuf) < PREFIX.size + h + b:
-                break
-            head = json.loads(self.inbuf[PREFIX.size : PREFIX.size + h])
-            body = bytes(self.inbuf[PREFIX.size + h : PREFIX.size + h + b])
-            del self.inbuf[: PREFIX.size + h + b]
-            task = asyncio.create_task(self._handle(head, body))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _handle(self, head: dict[str, Any], body: bytes) -> None:
-        op, rid = head["op"], head["id"]
-        self.seen.append(op)
-        if self.stuck:
-            return
-        if op == "die":
-            await self.close()
-            return
-        if op == "hang":
-            await asyncio.sleep(3600)
-        if op == "sleep":
-            await asyncio.sleep(head["args"]["s"])
-        self._emit({"id": rid, "ok": True, "result": {"op": op}}, body if op == "echo" else b"")
-
-    async def kill(self) -> None:
-        self.killed = True
-        await self.close()
-
-    async def close(self) -> None:
-        self.closed = True
-        self.more.set()
+from service.sandbox.wire import MAX_HEADER, REQUEST, FrameError, encode, read_frame
+from tests.fakes.helper import FakeHelper
 
 
 async def opened(helper: FakeHelper) -> HelperChannel:
@@ -113,7 +46,9 @@ async def test_a_hung_call_times_out_while_others_complete_and_the_helper_lives_
     assert (await ch.call("echo", {}, b"y", timeout_s=5)).body == b"y"
 
 
-async def test_a_stuck_helper_is_killed_and_the_next_call_gets_a_new_one(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_stuck_helper_is_killed_and_the_next_call_gets_a_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(chan_mod, "GRACE_S", 0.05)
     monkeypatch.setattr(chan_mod, "PING_TIMEOUT_S", 0.1)
     helpers = [FakeHelper(stuck=True), FakeHelper()]
