@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from service.audit import SYSTEM, Actor, AuditEntry
+from service.channel.helper import ChannelClosed, Channels, HelperChannel, Reply
 from service.clone import CloneCaps, build_tar, clone, detect_language, remove_tree, work_dir_for
 from service.clone_policy import redact_url, vet_clone_url
 from service.errors import (
@@ -39,7 +40,6 @@ from service.images import ResolvedImage, resolve_images
 from service.logging import get_logger
 from service.models import EnvState, JobCreate
 from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend, box_memory_mb
-from service.sandbox.channel import ChannelClosed, Channels, HelperChannel, Reply
 from service.sandbox.docker import SandboxGone
 from service.settings import ConfigError, ImagesConfig, Limits, Settings, load_images_config
 from service.store import JobRecord, Store, now

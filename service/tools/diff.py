@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from service.channel.helper import Reply
 from service.errors import PayloadTooLarge, SandboxFailed
 from service.models import DiffFile, DiffResult, DiffStats
-from service.sandbox.channel import Reply
 from service.tools import ops
 from service.tools.call import Caps, Flags, HelperCall
 

@@ -3,6 +3,7 @@ the answer each gives."""
 
 from __future__ import annotations
 
+from service.channel.helper import Reply
 from service.errors import BinaryFile, InvalidRequest, PayloadTooLarge
 from service.models import (
     DeleteFileRequest,
@@ -16,7 +17,6 @@ from service.models import (
     WriteFileRequest,
     WriteFileResult,
 )
-from service.sandbox.channel import Reply
 from service.tools import ops
 from service.tools.call import Caps, Flags, HelperCall
 

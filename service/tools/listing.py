@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from service.channel.helper import Reply
 from service.models import DirectoryEntry, ListDirectoryRequest, ListDirectoryResult
-from service.sandbox.channel import Reply
 from service.tools import ops
 from service.tools.call import Caps, Flags, HelperCall
 

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from service.channel.helper import Reply
 from service.models import (
     DeleteFileRequest,
     DeleteFileResult,
@@ -32,7 +33,6 @@ from service.models import (
     WriteFileRequest,
     WriteFileResult,
 )
-from service.sandbox.channel import Reply
 from service.tools import diff, files, listing, search
 from service.tools.call import Caps, Flags, HelperCall
 

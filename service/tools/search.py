@@ -3,8 +3,8 @@ says, and untracked files that are not ignored); a match's text always holds the
 
 from __future__ import annotations
 
+from service.channel.helper import Reply
 from service.models import SearchMatch, SearchRequest, SearchResult
-from service.sandbox.channel import Reply
 from service.tools import ops
 from service.tools.call import Caps, Flags, HelperCall
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from service.sandbox.wire import PREFIX, RESPONSE, encode
+from service.channel.wire import PREFIX, RESPONSE, encode
 
 
 class FakeHelper:

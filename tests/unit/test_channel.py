@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from service.sandbox import channel as chan_mod
-from service.sandbox.channel import ChannelClosed, Channels, HelperChannel
-from service.sandbox.wire import MAX_HEADER, REQUEST, FrameError, encode, read_frame
+from service.channel.helper import ChannelClosed, Channels, HelperChannel
+from service.channel.wire import MAX_HEADER, REQUEST, FrameError, encode, read_frame
 from tests.fakes.helper import FakeHelper
 
 

@@ -12,7 +12,7 @@ from service.errors import (
     PayloadTooLarge,
 )
 from service.models import MoveFileRequest, ReadFileRequest, ReplaceInFileRequest, WriteFileRequest
-from service.sandbox.channel import Reply
+from service.channel.helper import Reply
 from service.tools import diff, files, ops
 from service.tools.call import Caps
 

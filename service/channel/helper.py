@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from service.channel.wire import REQUEST, RESPONSE, FrameError, encode, read_frame
 from service.logging import get_logger
 from service.sandbox.backend import HelperStream
-from service.sandbox.wire import REQUEST, RESPONSE, FrameError, encode, read_frame
 
 log = get_logger(__name__)
 
