@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.sandbox import channel as chan_mod
+from service.channel import helper as chan_mod
 from service.channel.helper import ChannelClosed, Channels, HelperChannel
 from service.channel.wire import MAX_HEADER, REQUEST, FrameError, encode, read_frame
 from tests.fakes.helper import FakeHelper
