@@ -616,6 +616,7 @@ class JobService:
                 return await chan.call(call.op, call.args, call.body, timeout_s=timeout_s)
             except ChannelClosed as e:
                 if attempt == 2 or not retry:
+                    await self.backend.ping()  # the engine went away under it: that is the answer
                     raise SandboxFailed(f"the sandbox helper stopped during the call: {e}", {}) from e
         raise AssertionError("unreachable")
 

@@ -24,6 +24,15 @@ def test_job_survives_a_service_restart(api, make_job, service, docker_client):
     assert api.read(job["id"], "before_restart.txt")["content"] == "written before the restart\n"
     assert api.read(job["id"], "crlf.txt")["content"] == "a\r\nb\r\n"
     assert api.job(destroyed["id"])["status"] == "destroyed"
+    # the old service's helper ended with its channel; the new one opened exactly one
+    _, out = docker_client.containers.get(job["container_id"]).exec_run(["sh", "-c", HELPERS])
+    assert len(out.split()) == 1, out
+
+
+HELPERS = (
+    "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^dockyard-tool serve' "
+    "&& echo ${p#/proc/}; done; true"
+)
 
 
 def test_job_whose_container_vanished_while_down_is_reaped(api, make_job, service, docker_client):
