@@ -354,7 +354,9 @@ def toolbox(srv: Server) -> ToolBox:
 
 async def test_the_client_sends_the_new_tools_to_their_routes(server: Server) -> None:
     tool = "/v1/jobs/job_1/tools/"
-    server.on(f"POST {tool}write_file", ok({"path": "a.sh", "bytes_written": 3, "created": True, "mode": "100755"}))
+    server.on(
+        f"POST {tool}write_file", ok({"path": "a.sh", "bytes_written": 3, "created": True, "mode": "100755"})
+    )
     server.on(f"POST {tool}delete_file", ok({"path": "a.sh", "deleted": True}))
     server.on(f"POST {tool}move_file", ok({"from": "a", "to": "b", "mode": "100644", "ignored": True}))
     async with client(server) as c:
@@ -397,7 +399,8 @@ async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_bas
     server.on(f"POST {tool}read_file", read)
     server.on(f"POST {tool}delete_file", ok({"path": "gone.py", "deleted": True}))
     server.on(
-        f"POST {tool}move_file", ok({"from": "old.py", "to": "build/new.py", "mode": "100644", "ignored": True})
+        f"POST {tool}move_file",
+        ok({"from": "old.py", "to": "build/new.py", "mode": "100644", "ignored": True}),
     )
     box = toolbox(server)
     async with box.client:
@@ -407,7 +410,11 @@ async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_bas
     assert not m_err and moved.startswith("moved old.py to build/new.py (mode 100644)")
     assert ".gitignore excludes build/new.py, so it will NOT be part of the diff" in moved
     sent = [(k, n) for k, n in server.hits.items()]
-    assert sent == [(f"POST {tool}read_file", 3), (f"POST {tool}delete_file", 1), (f"POST {tool}move_file", 1)]
+    assert sent == [
+        (f"POST {tool}read_file", 3),
+        (f"POST {tool}delete_file", 1),
+        (f"POST {tool}move_file", 1),
+    ]
     assert {"path": "gone.py"} in server.bodies
     assert {"from": "old.py", "to": "build/new.py", "overwrite": False} in server.bodies
     # the base of every path they touched, to put a round back: content, or None for absent
@@ -423,7 +430,10 @@ async def test_write_file_changes_an_existing_files_mode_only_with_its_content_u
 ) -> None:
     tool = "/v1/jobs/job_1/tools/"
     server.on(f"POST {tool}read_file", ok(read_answer("run.sh", "#!/bin/sh\n")))
-    server.on(f"POST {tool}write_file", ok({"path": "run.sh", "bytes_written": 10, "created": False, "mode": "100755"}))
+    server.on(
+        f"POST {tool}write_file",
+        ok({"path": "run.sh", "bytes_written": 10, "created": False, "mode": "100755"}),
+    )
     box = toolbox(server)
     async with box.client:
         plain, plain_err = await box.run("write_file", {"path": "run.sh", "content": "#!/bin/sh\n"})

@@ -209,7 +209,12 @@ class MemoryDockyard(DockyardClient):
         self.work[to_path] = self.work.pop(from_path)
         self.modes[to_path] = self.modes.pop(from_path)
         return MoveFileResult.model_validate(
-            {"from": from_path, "to": to_path, "mode": self.modes[to_path], "ignored": to_path in self.ignored}
+            {
+                "from": from_path,
+                "to": to_path,
+                "mode": self.modes[to_path],
+                "ignored": to_path in self.ignored,
+            }
         )
 
     async def replace_in_file(
@@ -285,7 +290,9 @@ class MemoryDockyard(DockyardClient):
         )
 
     def _tree_sha(self) -> str:
-        return hashlib.sha1(repr((sorted(self.work.items()), sorted(self.modes.items()))).encode()).hexdigest()
+        return hashlib.sha1(
+            repr((sorted(self.work.items()), sorted(self.modes.items()))).encode()
+        ).hexdigest()
 
     async def commit(self, job_id: str, **kw: Any) -> CommitResult:
         self._live(job_id)
@@ -464,25 +471,33 @@ async def test_all_rounds_fail_best_attempt_is_published_with_a_note(ai: FakeAnt
     assert "CI" in body and "not run" in body
 
 
-async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: FakeAnthropic) -> None:
-    mem = MemoryDockyard(FILES)
-    mem.too_large = {"util/helpers.py"}  # its base cannot be captured whole
+Call = tuple[str, dict[str, Any]]
+BREAK: Call = ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b"))
+
+
+async def round_one_is_best(
+    ai: FakeAnthropic, mem: MemoryDockyard, first: list[Call] | None = None, second: list[Call] | None = None
+) -> tuple[FixOutcome, Collect]:
+    """Round 1 fixes calc.py (plus `first`), passes lint and fails the review; round 2 breaks it (plus
+    `second`) and fails lint: round 1 is the best attempt, to be put back before the PR."""
     mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
     ai.script(
         agent=[
-            tool_use("replace_in_file", **FIX),
+            tool_uses([("replace_in_file", FIX), *(first or [])]),
             end_turn("Divide."),
-            tool_uses(
-                [
-                    ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b")),
-                    ("replace_in_file", dict(path="util/helpers.py", old="return 1", new="return 2")),
-                ]
-            ),
+            tool_uses([BREAK, *(second or [])]),
             end_turn("Broke it."),
         ],
         review=[review_fail("needs a zero check")],
     )
-    outcome, _ = await fix(ai, mem, max_rounds=2)
+    return await fix(ai, mem, max_rounds=2)
+
+
+async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.too_large = {"util/helpers.py"}  # its base cannot be captured whole
+    helpers: Call = ("replace_in_file", dict(path="util/helpers.py", old="return 1", new="return 2"))
+    outcome, _ = await round_one_is_best(ai, mem, second=[helpers])
     # round 1 got further, but round 2 changed a file whose base is unknown: say so, ship round 2
     assert outcome.ok and not outcome.passed_all and outcome.final_round == 2
     assert outcome.files_changed == ["calc.py", "util/helpers.py"]
@@ -491,26 +506,23 @@ async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: Fak
     assert "the PR carries the last round (2) instead" in body
 
 
+async def test_best_round_restored_exactly(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    outcome, sink = await round_one_is_best(ai, mem)
+    assert outcome.final_round == 1 and outcome.files_changed == ["calc.py"]
+    assert mem.pulls[0]["body"].count("the PR carries round 1") == 1
+    assert mem.commits[-1]["files"]["calc.py"] == CALC.replace("a * b", "a / b")
+    assert "Restoring the best attempt (round 1)" in sink.texts()
+
+
 async def test_a_file_added_after_the_best_round_is_deleted_to_restore_it(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
-    mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
-    ai.script(
-        agent=[
-            tool_use("replace_in_file", **FIX),
-            end_turn("Divide."),
-            tool_uses(
-                [
-                    ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b")),
-                    ("write_file", dict(path="test_calc.py", content="from calc import divide\n")),
-                    ("delete_file", dict(path="README.md")),
-                    ("move_file", {"from": "util/more.py", "to": "util/most.py"}),
-                ]
-            ),
-            end_turn("Broke it."),
-        ],
-        review=[review_fail("needs a zero check")],
-    )
-    outcome, sink = await fix(ai, mem, max_rounds=2)
+    later: list[Call] = [
+        ("write_file", dict(path="test_calc.py", content="from calc import divide\n")),
+        ("delete_file", dict(path="README.md")),
+        ("move_file", {"from": "util/more.py", "to": "util/most.py"}),
+    ]
+    outcome, sink = await round_one_is_best(ai, mem, second=later)
     assert outcome.ok and not outcome.passed_all and outcome.final_round == 1, outcome.error
     assert outcome.files_changed == ["calc.py"]
     assert "Restoring the best attempt (round 1)" in sink.texts()
@@ -528,52 +540,41 @@ async def test_a_file_added_after_the_best_round_is_deleted_to_restore_it(ai: Fa
 
 async def test_a_mode_change_is_restored_too(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard({**FILES, "run.sh": "#!/bin/sh\necho hi\n"}, modes={"run.sh": "100755"})
-    mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
-    ai.script(
-        agent=[
-            tool_uses(
-                [
-                    ("replace_in_file", FIX),
-                    ("write_file", dict(path="tool.sh", content="#!/bin/sh\n", executable=True)),
-                ]
-            ),
-            end_turn("Divide, and a tool."),
-            tool_uses(
-                [
-                    ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b")),
-                    ("write_file", dict(path="tool.sh", content="#!/bin/sh\n", executable=False)),
-                    ("write_file", dict(path="run.sh", content="#!/bin/sh\necho hi\n", executable=False)),
-                ]
-            ),
-            end_turn("Broke it."),
+    tool = dict(path="tool.sh", content="#!/bin/sh\n")
+    outcome, _ = await round_one_is_best(
+        ai,
+        mem,
+        first=[("write_file", {**tool, "executable": True})],
+        second=[
+            ("write_file", {**tool, "executable": False}),
+            ("write_file", dict(path="run.sh", content="#!/bin/sh\necho hi\n", executable=False)),
         ],
-        review=[review_fail("needs a zero check")],
     )
-    outcome, _ = await fix(ai, mem, max_rounds=2)
     assert outcome.final_round == 1 and outcome.files_changed == ["calc.py", "tool.sh"], outcome.error
     r = ai.tool_results()
     assert "wrote 10 bytes to tool.sh (mode 100755) (new file)" in r[1]["content"]
     assert not r[4]["is_error"] and "(mode 100644)" in r[4]["content"], "a mode-only change is allowed"
-    assert mem.commits[-1]["modes"] == {**{p: "100644" for p in FILES}, "run.sh": "100755", "tool.sh": "100755"}
+    assert mem.commits[-1]["modes"] == {
+        **{p: "100644" for p in FILES},
+        "run.sh": "100755",
+        "tool.sh": "100755",
+    }
 
 
-async def test_best_round_restored_exactly(ai: FakeAnthropic) -> None:
+async def test_a_write_under_an_ignored_path_is_flagged_to_the_model(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
-    mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
+    mem.ignored = {"build/notes.txt"}
     ai.script(
         agent=[
-            tool_use("replace_in_file", **FIX),
+            tool_uses([("replace_in_file", FIX), ("write_file", dict(path="build/notes.txt", content="x"))]),
             end_turn("Divide."),
-            tool_use("replace_in_file", path="calc.py", old="a / b", new="a / / b"),
-            end_turn("Broke it."),
         ],
-        review=[review_fail("needs a zero check")],
+        review=[review_pass()],
     )
-    outcome, sink = await fix(ai, mem, max_rounds=2)
-    assert outcome.final_round == 1 and outcome.files_changed == ["calc.py"]
-    assert mem.pulls[0]["body"].count("the PR carries round 1") == 1
-    assert mem.commits[-1]["files"]["calc.py"] == CALC.replace("a * b", "a / b")
-    assert "Restoring the best attempt (round 1)" in sink.texts()
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.files_changed == ["calc.py"]
+    note = ai.tool_results()[1]["content"]
+    assert "wrote 1 bytes to build/notes.txt" in note and "will NOT be part of the diff" in note
 
 
 async def test_no_change_at_all_means_no_pr_and_exit_failure(ai: FakeAnthropic) -> None:
