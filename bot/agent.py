@@ -9,14 +9,17 @@ returned as `is_error` results instead of exceptions, a cap on turns, exact toke
 round, and one conversation that carries the gates' findings from round to round. The stateless
 Messages API loop does all of that in a page of code, and every request is complete in itself.
 
-`ToolBox` maps the five tools onto the control API (never onto the local disk): `read_file`
-(numbered), `replace_in_file` (exact edits — the default way to change code), `write_file` (new
-files), `search_in_repo`, `list_directory`. It also remembers each edited file's content at the
-base commit, so the caller can put the workspace back to an earlier round's state.
+`ToolBox` maps the service's tools onto the control API (never onto the local disk). Their names,
+descriptions and input schemas come from the service (`x-agent-tools` in its `/openapi.json`, derived
+from the same declarations as its routes); the bot only appends its own rules (`POLICY`: the
+read window, the distinct-file cap, edits through `replace_in_file`). It also remembers each touched
+file's content at the base commit, so the caller can put the workspace back to an earlier round's
+state.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import posixpath
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,92 +36,54 @@ from bot.client import (
     FileNotFound,
     JobNotFound,
 )
+from bot.models import AgentTool
 from bot.usage import Ledger
 
 READ_LINES_DEFAULT = 800  # lines per read_file call unless the model asks for a range
 TOOL_RESULT_CAP = 60_000  # characters of one tool result sent back to the model
-SEARCH_RESULTS = 80
+SEARCH_RESULTS = 80  # matches per search at most
+LIST_DEPTH_MAX = 5
 
-TOOLS: list[ToolParam] = [
-    {
-        "name": "read_file",
-        "description": (
-            "Read a text file of the repository. Lines come numbered (`cat -n` style: the number, a tab, "
-            "the line); the numbers are not part of the file. Reads at most "
-            f"{READ_LINES_DEFAULT} lines at a time: pass start_line/end_line for other parts. There is a "
-            "cap on how many distinct files you may read; re-reading one costs nothing against it."
-        ),
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "repository-relative path, e.g. src/app.py"},
-                "start_line": {"type": "integer", "minimum": 1, "description": "first line (1-based)"},
-                "end_line": {"type": "integer", "minimum": 1, "description": "last line (inclusive)"},
-            },
-            "required": ["path"],
-        },
-    },
-    {
-        "name": "replace_in_file",
-        "description": (
-            "Replace exact text in an existing file: the default way to change code. `old` must match the "
-            "file byte for byte (indentation and blank lines included, no line-number prefixes) and occur "
-            "exactly `expected_count` times (default 1); otherwise nothing changes and the error lists "
-            "where it occurs or the closest lines. Returns the changed region with line numbers."
-        ),
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string"},
-                "old": {"type": "string", "description": "the exact text to replace (non-empty)"},
-                "new": {"type": "string", "description": "the replacement text"},
-                "expected_count": {"type": "integer", "minimum": 1, "default": 1},
-            },
-            "required": ["path", "old", "new"],
-        },
-    },
-    {
-        "name": "write_file",
-        "description": (
-            "Create a NEW file with the given content (parent folders are created). Existing files are "
-            "changed with replace_in_file, not rewritten."
-        ),
-        "input_schema": {
-            "type": "object",
-            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["path", "content"],
-        },
-    },
-    {
-        "name": "search_in_repo",
-        "description": (
-            "Search the repository's files for a regular expression (or a fixed string). Returns "
-            "`path:line:column: text` lines."
-        ),
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string"},
-                "path": {"type": "string", "description": "folder or file to search (default: all)"},
-                "glob": {"type": "string", "description": "only files matching this glob, e.g. *.py"},
-                "fixed_string": {"type": "boolean", "default": False},
-                "case_sensitive": {"type": "boolean", "default": True},
-            },
-            "required": ["pattern"],
-        },
-    },
-    {
-        "name": "list_directory",
-        "description": "List a folder of the repository (files with sizes, folders), `depth` levels deep.",
-        "input_schema": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "default": "."},
-                "depth": {"type": "integer", "minimum": 1, "maximum": 5, "default": 1},
-            },
-        },
-    },
-]
+# The bot's own rules for the service's tools, appended to the service's descriptions: the ONE place
+# where the model learns how this bot limits a tool (names, descriptions and input schemas are the
+# service's, from `x-agent-tools`). `{max_files}` is the cap on distinct files read.
+POLICY: dict[str, str] = {
+    "read_file": (
+        "Lines come numbered (`cat -n` style: the number, a tab, the line); the numbers are not part "
+        f"of the file. Reads at most {READ_LINES_DEFAULT} lines at a time: pass start_line/end_line for "
+        "other parts. You may read at most {max_files} distinct files in this fix; re-reading one costs "
+        "nothing against that cap."
+    ),
+    "replace_in_file": (
+        "This is the default way to change code: copy `old` from the file exactly (indentation and "
+        "blank lines included, without the line-number prefixes read_file shows)."
+    ),
+    "write_file": (
+        "Use it to create NEW files (a new test, say; `executable: true` for a new script). Change "
+        "existing files with replace_in_file: write_file on an existing file is refused, except to "
+        "change only its mode, with `executable` and the file's current content unchanged."
+    ),
+    "delete_file": "Only when the fix needs the file gone; never to rewrite a file (use replace_in_file).",
+    "move_file": "Only when the fix needs the file under another name; its content is kept as it is.",
+    "search": f"At most {SEARCH_RESULTS} matches are shown; narrow the search when there are more.",
+    "list_directory": f"At most {LIST_DEPTH_MAX} levels deep.",
+}
+
+
+def model_tools(service_tools: Sequence[AgentTool], *, max_files: int) -> list[ToolParam]:
+    """The model's tool list: the service's tools (names, schemas) with the bot's POLICY notes."""
+    out: list[ToolParam] = []
+    for tool in service_tools:
+        note = POLICY.get(tool.name, "").replace("{max_files}", str(max_files))
+        description = f"{tool.description.rstrip()} {note}".strip()
+        out.append(
+            {
+                "name": tool.name,
+                "description": description,
+                "input_schema": cast(Any, copy.deepcopy(tool.input_schema)),
+            }
+        )
+    return out
 
 
 class ToolInputError(Exception):
@@ -127,6 +92,10 @@ class ToolInputError(Exception):
 
 class FatalToolError(Exception):
     """The sandbox is gone (the job vanished): no tool can work any more."""
+
+
+class ToolDrift(Exception):
+    """The service offers a tool the bot has no handler for (a strict ToolBox refuses to start)."""
 
 
 def normalize(path: str) -> str:
@@ -149,34 +118,59 @@ class ToolEvent:
 
 @dataclass
 class ToolBox:
-    """The sandbox's tools for one job, as the model sees them."""
+    """The sandbox's tools for one job, as the model sees them.
+
+    `service_tools` is what the service offers (`DockyardClient.agent_tools()`); the model is offered
+    those the bot has a handler for. One without a handler is left out and named in `unmapped`
+    (a newer service must not break an older bot), or refused at construction when `strict` (the
+    tests: a drift between the service's registry and the bot fails there)."""
 
     client: DockyardClient
     job_id: str
     max_files: int
+    service_tools: Sequence[AgentTool]
+    strict: bool = False
     files_read: list[str] = field(default_factory=list)  # distinct, in order
     base: dict[str, str | object | None] = field(
         default_factory=dict
-    )  # path -> content at base (None: absent)
-    created: set[str] = field(default_factory=set)
+    )  # path -> content before the bot first touched it, i.e. at base (None: absent)
+    created: set[str] = field(default_factory=set)  # files the model created: write_file may rewrite them
+    present: dict[str, bool] = field(default_factory=dict)  # exists now, after the bot's own writes/moves
     events: list[ToolEvent] = field(default_factory=list)
     on_event: Callable[[ToolEvent], Awaitable[None]] | None = None
+    unmapped: list[str] = field(init=False)
+    model_tools: list[ToolParam] = field(init=False)
+
+    def __post_init__(self) -> None:
+        handlers = self._handlers()
+        self.unmapped = [t.name for t in self.service_tools if t.name not in handlers]
+        if self.strict and self.unmapped:
+            raise ToolDrift(
+                f"the service offers tools the bot has no handler for: {', '.join(self.unmapped)}"
+            )
+        offered = [t for t in self.service_tools if t.name in handlers]
+        self.model_tools = model_tools(offered, max_files=self.max_files)
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[str]]]:
+        return {
+            "read_file": self._read_file,
+            "replace_in_file": self._replace_in_file,
+            "write_file": self._write_file,
+            "delete_file": self._delete_file,
+            "move_file": self._move_file,
+            "search": self._search,
+            "list_directory": self._list_directory,
+        }
 
     # --- dispatch ---------------------------------------------------------------------------------
 
     async def run(self, name: str, args: dict[str, Any]) -> tuple[str, bool]:
         """Execute one tool call: (text for the model, is_error). Never raises for the model's
         mistakes or the service's refusals; only when the job itself is gone."""
-        handler = {
-            "read_file": self._read_file,
-            "replace_in_file": self._replace_in_file,
-            "write_file": self._write_file,
-            "search_in_repo": self._search,
-            "list_directory": self._list_directory,
-        }.get(name)
-        path = args.get("path") if isinstance(args.get("path"), str) else None
+        offered = [t["name"] for t in self.model_tools]
+        handler = self._handlers().get(name) if name in offered else None
         if handler is None:
-            text, ok = f"unknown tool {name!r}; the tools are: {', '.join(t['name'] for t in TOOLS)}", False
+            text, ok = f"unknown tool {name!r}; the tools are: {', '.join(offered)}", False
         else:
             try:
                 text, ok = await handler(args), True
@@ -190,9 +184,7 @@ class ToolBox:
                 text, ok = f"the sandbox did not answer: {e}", False
         if len(text) > TOOL_RESULT_CAP:
             text = text[:TOOL_RESULT_CAP] + f"\n[... cut at {TOOL_RESULT_CAP} characters]"
-        event = ToolEvent(
-            name, normalize(path) if path else None, ok, text.splitlines()[0][:200] if text else ""
-        )
+        event = ToolEvent(name, _event_path(name, args), ok, text.splitlines()[0][:200] if text else "")
         self.events.append(event)
         if self.on_event is not None:
             await self.on_event(event)
@@ -235,7 +227,8 @@ class ToolBox:
         )
 
     async def capture_base(self, path: str) -> None:
-        """Remember `path`'s content before the first edit (None when it does not exist)."""
+        """Remember `path`'s content before the bot first changes it (None when it does not exist):
+        every handler that writes, deletes or moves a path calls this first."""
         path = normalize(path)
         if path in self.base:
             return
@@ -246,6 +239,10 @@ class ToolBox:
             self.base[path] = None
         except ApiError:
             self.base[path] = UNKNOWN
+
+    def _exists(self, path: str) -> bool:
+        """Whether `path` exists now (after `capture_base`): the bot's own changes, else the base."""
+        return self.present.get(path, self.base.get(path) is not None)
 
     async def _replace_in_file(self, args: dict[str, Any]) -> str:
         path, old, new = normalize(_str(args, "path")), _str(args, "old"), _str(args, "new", allow_empty=True)
@@ -260,24 +257,70 @@ class ToolBox:
 
     async def _write_file(self, args: dict[str, Any]) -> str:
         path, content = normalize(_str(args, "path")), _str(args, "content", allow_empty=True)
+        executable = _bool(args, "executable", None)
         await self.capture_base(path)
-        if self.base.get(path) is not None and path not in self.created:
-            raise ToolInputError(
-                f"{path} already exists: change it with replace_in_file (write_file only creates new files)"
-            )
-        r = await self.client.write_file(self.job_id, path, content)
-        self.created.add(path)
-        return f"wrote {r.bytes_written} bytes to {r.path}" + (" (new file)" if r.created else "")
+        existed = self._exists(path)
+        if existed and path not in self.created:
+            # An existing file is never rewritten wholesale (a model's copy of it may be partial);
+            # write_file may only change its mode, with its content unchanged.
+            if executable is None:
+                raise ToolInputError(
+                    f"{path} already exists: change it with replace_in_file (write_file only creates new "
+                    "files, or changes an existing file's mode when given `executable` and its current "
+                    "content unchanged)"
+                )
+            current = await self.client.read_file(self.job_id, path)
+            if current.truncated:
+                raise ToolInputError(f"{path} is too large to check that its content is unchanged")
+            if current.content != content:
+                raise ToolInputError(
+                    f"{path} already exists and `content` differs from it: write_file changes only the "
+                    "mode of an existing file (pass its current content unchanged with `executable`); "
+                    "change its text with replace_in_file"
+                )
+        r = await self.client.write_file(self.job_id, path, content, executable=executable)
+        if not existed:
+            self.created.add(path)
+        self.present[path] = True
+        text = f"wrote {r.bytes_written} bytes to {r.path} (mode {r.mode})" + (
+            " (new file)" if r.created else ""
+        )
+        return text + _ignored_note(r.path, r.ignored)
+
+    async def _delete_file(self, args: dict[str, Any]) -> str:
+        path = normalize(_str(args, "path"))
+        await self.capture_base(path)
+        r = await self.client.delete_file(self.job_id, path)
+        self.present[path] = False
+        self.created.discard(path)
+        return f"deleted {r.path}"
+
+    async def _move_file(self, args: dict[str, Any]) -> str:
+        src, dst = normalize(_str(args, "from")), normalize(_str(args, "to"))
+        overwrite = bool(_bool(args, "overwrite", False))
+        if src == dst:
+            raise ToolInputError("`from` and `to` are the same path: nothing would move")
+        await self.capture_base(src)
+        await self.capture_base(dst)
+        r = await self.client.move_file(self.job_id, src, dst, overwrite=overwrite)
+        self.present[src], self.present[dst] = False, True
+        if src in self.created:  # what the model created stays its own under the new name
+            self.created.add(dst)
+        else:
+            self.created.discard(dst)
+        self.created.discard(src)
+        return f"moved {r.from_} to {r.to} (mode {r.mode})" + _ignored_note(r.to, r.ignored)
 
     async def _search(self, args: dict[str, Any]) -> str:
+        wanted = _int(args, "max_results", SEARCH_RESULTS) or SEARCH_RESULTS
         r = await self.client.search(
             self.job_id,
             _str(args, "pattern"),
             path=normalize(str(args.get("path") or ".")),
             glob=str(args["glob"]) if args.get("glob") else None,
-            fixed_string=bool(args.get("fixed_string", False)),
-            case_sensitive=bool(args.get("case_sensitive", True)),
-            max_results=SEARCH_RESULTS,
+            fixed_string=bool(_bool(args, "fixed_string", False)),
+            case_sensitive=bool(_bool(args, "case_sensitive", True)),
+            max_results=max(1, min(wanted, SEARCH_RESULTS)),
         )
         if not r.matches:
             return f"no match in {r.files_searched} files"
@@ -286,13 +329,37 @@ class ToolBox:
         return f"{len(r.matches)} match(es) in {r.files_searched} files searched:\n" + "\n".join(lines) + tail
 
     async def _list_directory(self, args: dict[str, Any]) -> str:
-        depth = max(1, min(5, _int(args, "depth", 1) or 1))
+        depth = max(1, min(LIST_DEPTH_MAX, _int(args, "depth", 1) or 1))
         r = await self.client.list_directory(
             self.job_id, normalize(str(args.get("path") or ".")), depth=depth
         )
         lines = [f"{e.path}/" if e.type == "dir" else f"{e.path} ({e.size} bytes)" for e in r.entries]
         tail = "\n[listing truncated]" if r.truncated else ""
         return "\n".join(lines[:1000]) + tail if lines else "(empty folder)"
+
+
+def _event_path(name: str, args: dict[str, Any]) -> str | None:
+    """The path a call is about, for the process log (`from → to` for a move)."""
+    if name == "move_file" and isinstance(args.get("from"), str) and isinstance(args.get("to"), str):
+        return f"{normalize(args['from'])} → {normalize(args['to'])}"
+    path = args.get("path")
+    return normalize(path) if isinstance(path, str) and path.strip() else None
+
+
+def _ignored_note(path: str, ignored: bool) -> str:
+    if not ignored:
+        return ""
+    return (
+        f"\nnote: the repository's .gitignore excludes {path}, so it will NOT be part of the diff or "
+        "the commit. If the fix needs it, choose a path that is not ignored."
+    )
+
+
+def _bool(args: dict[str, Any], key: str, default: bool | None) -> bool | None:
+    value = args.get(key, default)
+    if value is None or isinstance(value, bool):
+        return value
+    raise ToolInputError(f"`{key}` must be true, false or null")
 
 
 def _str(args: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
@@ -399,7 +466,7 @@ class Agent:
                 model=self.model,
                 max_tokens=self.max_tokens,
                 system=system,
-                tools=TOOLS,
+                tools=self.tools.model_tools,
                 messages=_cache_marked(self.messages),
             )
             self.ledger.add(response.usage)

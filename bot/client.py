@@ -16,7 +16,8 @@ subclass chosen by status and code, so callers catch what they mean (`EditMismat
 Retries: only where repeating cannot do harm. Connection failures and 502/503 are retried for
 reads and for calls the contract makes idempotent (write_file, commit, delete); `429
 too_many_jobs` on job creation waits for `Retry-After`. An edit (`replace_in_file`) is never
-repeated: a replay could apply it twice.
+repeated: a replay could apply it twice; nor are `delete_file` and `move_file` (a replay of one that
+worked would answer 404).
 """
 
 from __future__ import annotations
@@ -29,17 +30,20 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bot.models import (
+    AgentTool,
     ChecksResult,
     CommitResult,
+    DeleteFileResult,
     DiffResult,
     Job,
     JobEvent,
     JobList,
     LintResult,
     ListDirectoryResult,
+    MoveFileResult,
     ReadFileResult,
     ReplaceInFileResult,
     SearchResult,
@@ -48,6 +52,7 @@ from bot.models import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+_AGENT_TOOLS = TypeAdapter(list[AgentTool])
 
 # --- errors ---------------------------------------------------------------------------------------
 
@@ -368,6 +373,27 @@ class DockyardClient:
                     yield JobEvent.model_validate_json("\n".join(data))
                     data = []
 
+    # --- the service's description -----------------------------------------------------------------
+
+    async def agent_tools(self) -> list[AgentTool]:
+        """The tools as an agent's model should see them: `x-agent-tools` of `GET /openapi.json`
+        (public), which the service derives from the same declarations as its routes."""
+        _, body = await self.request("GET", "/openapi.json", idempotent=True)
+        try:
+            document = json.loads(body)
+        except ValueError as e:
+            raise DockyardClientError(f"GET /openapi.json: not JSON: {e}") from e
+        raw = document.get("x-agent-tools") if isinstance(document, dict) else None
+        if raw is None:
+            raise DockyardClientError(
+                f"the dockyard service at {self.base_url} does not describe its agent tools "
+                "(`x-agent-tools` missing from /openapi.json): it is older than this bot; upgrade it"
+            )
+        try:
+            return _AGENT_TOOLS.validate_python(raw)
+        except ValidationError as e:
+            raise DockyardClientError(f"GET /openapi.json: unexpected x-agent-tools: {e}") from e
+
     # --- tools ------------------------------------------------------------------------------------
 
     def _tool(self, job_id: str, name: str) -> str:
@@ -387,14 +413,32 @@ class DockyardClient:
             ReadFileResult, "POST", self._tool(job_id, "read_file"), json_body=body, idempotent=True
         )
 
-    async def write_file(self, job_id: str, path: str, content: str) -> WriteFileResult:
+    async def write_file(
+        self, job_id: str, path: str, content: str, *, executable: bool | None = None
+    ) -> WriteFileResult:
+        """`executable`: True → 100755, False → 100644, None keeps an existing file's mode (a new
+        file is 100644). The answer's `ignored` says .gitignore keeps the file out of the diff."""
+        body: dict[str, Any] = {"path": path, "content": content}
+        if executable is not None:
+            body["executable"] = executable
         return await self._call(
-            WriteFileResult,
-            "POST",
-            self._tool(job_id, "write_file"),
-            json_body={"path": path, "content": content},
-            idempotent=True,
+            WriteFileResult, "POST", self._tool(job_id, "write_file"), json_body=body, idempotent=True
         )
+
+    async def delete_file(self, job_id: str, path: str) -> DeleteFileResult:
+        """Delete a file or a symlink (`FileNotFound` when absent). Not repeated on a lost answer:
+        a replay of a delete that worked would answer 404."""
+        return await self._call(
+            DeleteFileResult, "POST", self._tool(job_id, "delete_file"), json_body={"path": path}
+        )
+
+    async def move_file(
+        self, job_id: str, from_path: str, to_path: str, *, overwrite: bool = False
+    ) -> MoveFileResult:
+        """Move or rename a file, keeping bytes and mode; an existing `to_path` is `409
+        file_exists` unless `overwrite`. Not repeated (a replay would not find `from_path`)."""
+        body = {"from": from_path, "to": to_path, "overwrite": overwrite}
+        return await self._call(MoveFileResult, "POST", self._tool(job_id, "move_file"), json_body=body)
 
     async def replace_in_file(
         self, job_id: str, path: str, *, old: str, new: str, expected_count: int = 1

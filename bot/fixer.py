@@ -17,16 +17,18 @@ from anthropic import AsyncAnthropic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from bot.agent import UNKNOWN, Agent, FatalToolError, ToolBox, ToolEvent
-from bot.client import ApiError, DockyardClient, DockyardClientError
+from bot.client import ApiError, DockyardClient, DockyardClientError, FileNotFound
 from bot.explore import Candidates, identifiers, paths_in
 from bot.gates import GateResult, ci_gate, lint_gate, review_verdict, tests_gate
-from bot.models import DiffResult, Job
+from bot.models import AgentTool, DiffResult, Job
 from bot.progress import FinalInfo, Progress, Sink
 from bot.prompts import FIX_SYSTEM, REVIEW_SYSTEM, review_prompt
-from bot.report import FileStat, RoundRecord, commit_message, pr_body, pr_title, validation_of
+from bot.report import FileStat, FileState, RoundRecord, commit_message, pr_body, pr_title, validation_of
 from bot.settings import BotSettings
 from bot.usage import Ledger, Usage
 
+RESTORABLE_MODES = ("100644", "100755")
+EDIT_TOOLS = ("replace_in_file", "write_file", "delete_file", "move_file")
 PATCH_IN_PROMPT = 12_000
 START_FILE_LINES = 400
 OVERVIEW_ENTRIES = 200
@@ -155,6 +157,7 @@ class Fixer:
         self.message = commit_message(req.title, req.requested_by)
         self.job: Job | None = None
         self.rounds: list[RoundRecord] = []
+        self.base_modes: dict[str, str] = {}  # path -> mode at base, for every path a diff showed
 
     # --- the whole fix ------------------------------------------------------------------------------
 
@@ -230,10 +233,18 @@ class Fixer:
 
     async def _work(self, outcome: FixOutcome) -> None:
         await self.progress.step("Cloning repo")
+        # The tools as the service declares them, once per fix (before a job exists: a service too
+        # old to describe them is refused without creating one).
+        service_tools: list[AgentTool] = await self.client.agent_tools()
         self.job = job = await self._create_job()
         if job.status != "ready":
             raise FixFailed(f"the job did not become ready: {job.error or job.status}")
-        tools = ToolBox(self.client, job.id, self.s.max_files, on_event=self._on_tool)
+        tools = ToolBox(self.client, job.id, self.s.max_files, service_tools, on_event=self._on_tool)
+        if tools.unmapped:
+            await self.progress.note(
+                f"the service offers tools this bot does not know (not offered to the model): "
+                f"{', '.join(tools.unmapped)}"
+            )
         agent = Agent(
             llm=self.llm,
             model=self.s.model,
@@ -266,7 +277,7 @@ class Fixer:
                 record.edits = [
                     f"{e.name} `{e.path}`" + ("" if e.ok else " (refused)")
                     for e in tools.events[events_before:]
-                    if e.name in ("replace_in_file", "write_file")
+                    if e.name in EDIT_TOOLS
                 ]
                 feedback = await self._gates(record, agent, tools)
             except anthropic.APIError as e:
@@ -430,24 +441,27 @@ class Fixer:
     def _record_diff(self, record: RoundRecord, diff: DiffResult) -> None:
         record.patch = diff.patch
         record.files = [FileStat(f.path, f.status, f.additions, f.deletions) for f in diff.files]
+        for f in diff.files:  # a deleted file's mode is its base mode; a modified one's unless old_mode
+            if f.status != "added":
+                self.base_modes[f.path] = f.old_mode or f.mode
 
-    async def _snapshot(self, diff: DiffResult) -> dict[str, str | None] | None:
-        """The changed files' contents now, to put this round's state back later (None: cannot)."""
+    async def _snapshot(self, diff: DiffResult) -> dict[str, FileState | None] | None:
+        """The changed files as they are now, to put this round's state back later (None: cannot)."""
         assert self.job is not None
-        snap: dict[str, str | None] = {}
+        snap: dict[str, FileState | None] = {}
         for f in diff.files:
-            if f.binary:
-                return None
             if f.status == "deleted":
                 snap[f.path] = None
                 continue
+            if f.binary or f.mode not in RESTORABLE_MODES:  # a symlink or a submodule: not by write_file
+                return None
             try:
                 r = await self.client.read_file(self.job.id, f.path)
             except DockyardClientError:
                 return None
             if r.truncated:
                 return None
-            snap[f.path] = r.content
+            snap[f.path] = FileState(r.content, f.mode)
         return snap
 
     def _round_line(self, r: RoundRecord) -> str:
@@ -459,9 +473,10 @@ class Fixer:
     async def _on_tool(self, event: ToolEvent) -> None:
         if event.name == "read_file" and event.ok:
             await self.progress.detail(f"Reading {event.path}")
-        elif event.name in ("replace_in_file", "write_file"):
-            await self.progress.detail(f"Editing {event.path}" + ("" if event.ok else " (refused)"))
-        elif event.name in ("search_in_repo", "list_directory"):
+        elif event.name in EDIT_TOOLS:
+            verb = {"delete_file": "Deleting", "move_file": "Moving"}.get(event.name, "Editing")
+            await self.progress.detail(f"{verb} {event.path}" + ("" if event.ok else " (refused)"))
+        elif event.name in ("search", "list_directory"):
             await self.progress.detail("Exploring the repository")
 
     # --- the pull request ---------------------------------------------------------------------------
@@ -485,14 +500,27 @@ class Fixer:
             return None, None
         if best.snapshot is None:
             return f"round {best.number} could not be restored (a file was too large or binary)", None
-        plan: dict[str, str] = {}
+        plan: dict[str, FileState | None] = {}  # None: the path must not exist
         for path in {f.path for f in last.files} | set(best.snapshot):
-            content = best.snapshot.get(path) if path in best.snapshot else tools.base.get(path, UNKNOWN)
-            if not isinstance(content, str):
+            if path in best.snapshot:
+                plan[path] = best.snapshot[path]
+                continue
+            content = tools.base.get(path, UNKNOWN)  # back to base: the bot captured it before a change
+            mode = self.base_modes.get(path)
+            if content is None:
+                plan[path] = None
+            elif isinstance(content, str) and mode in RESTORABLE_MODES:
+                plan[path] = FileState(content, mode)
+            else:
                 return f"round {best.number} could not be restored ({path} cannot be put back)", None
-            plan[path] = content
-        for path, content in plan.items():
-            await self.client.write_file(self.job.id, path, content)
+        for path, state in sorted(plan.items(), key=lambda item: item[1] is not None):  # deletions first
+            if state is None:
+                with contextlib.suppress(FileNotFound):  # already absent
+                    await self.client.delete_file(self.job.id, path)
+            else:
+                await self.client.write_file(
+                    self.job.id, path, state.content, executable=state.mode == "100755"
+                )
         after = await self.client.diff(self.job.id)
         if after.patch != best.patch:
             return f"round {best.number} was restored only approximately", after

@@ -90,6 +90,22 @@ class WriteFileResult(_Exec):
     path: str
     bytes_written: int
     created: bool
+    mode: str = "100644"
+    ignored: bool = False  # the repository's .gitignore excludes the path: it is not in the diff
+
+
+class DeleteFileResult(_Exec):
+    path: str
+    deleted: bool
+
+
+class MoveFileResult(_Exec):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    mode: str = "100644"
+    ignored: bool = False  # the repository's .gitignore excludes `to`: it is not in the diff
 
 
 class ReplaceInFileResult(_Exec):
@@ -121,6 +137,15 @@ class SearchResult(_Exec):
     matches: list[SearchMatch]
     truncated: bool
     files_searched: int
+
+
+class AgentTool(_Model):
+    """One entry of `x-agent-tools` in `/openapi.json`: a tool as an agent's model sees it
+    (Anthropic's tool shape), derived by the service from its request models."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
 
 
 # --- lint, diff, commit, checks -------------------------------------------------------------------

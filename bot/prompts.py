@@ -14,7 +14,10 @@ or refactor unrelated code, and add no dependency.
 3. Change existing files with replace_in_file: `old` must be copied exactly from the file \
 (whitespace included, without the line-number prefix read_file shows) and occur exactly once \
 unless you say otherwise; include a line or two of context to make it unique. Use write_file \
-only to create a new file (for example a test).
+only to create a new file (for example a test); pass `executable: true` for a new script, and \
+to change only an existing file's mode, write_file it with `executable` and its content unchanged. \
+Use delete_file and move_file only when the fix needs a file gone or renamed. A write or move \
+answered with `ignored` is excluded by .gitignore: it will not be committed.
 4. If the repository has tests for the code you change, add or adjust one that would have caught \
 the bug, next to the existing ones.
 

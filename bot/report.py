@@ -20,6 +20,14 @@ class FileStat:
     deletions: int = 0
 
 
+@dataclass(frozen=True)
+class FileState:
+    """A file as a round left it, to put it back: its text and its git mode (100644 or 100755)."""
+
+    content: str
+    mode: str = "100644"
+
+
 @dataclass
 class RoundRecord:
     number: int
@@ -34,7 +42,7 @@ class RoundRecord:
     model_calls: int = 0
     hit_turn_cap: bool = False
     interrupted: str | None = None  # why the round was cut short (the model API failed)
-    snapshot: dict[str, str | None] | None = None  # path -> content (None: absent) for restoring
+    snapshot: dict[str, FileState | None] | None = None  # path -> state (None: absent), to restore
 
     @property
     def score(self) -> int:

@@ -361,7 +361,7 @@ def test_cli_fixes_the_bug_with_real_ci_and_reports_to_a_webhook(
     url, got = webhook
     ai.script(
         agent=[
-            tool_use("search_in_repo", pattern="def divide"),
+            tool_use("search", pattern="def divide"),
             tool_use("replace_in_file", **FIX),
             end_turn("Return the quotient in divide().\n- `a * b` became `a / b`."),
         ],

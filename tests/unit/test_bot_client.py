@@ -12,10 +12,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bot import models as bot_models
+from bot.agent import ToolBox
 from bot.client import (
     BadRequest,
     CommitConflict,
     DockyardClient,
+    DockyardClientError,
     EditMismatch,
     FileNotFound,
     GitHostError,
@@ -27,6 +29,7 @@ from bot.client import (
     error_from_response,
 )
 from service import models as service_models
+from service.tools.registry import agent_tools as service_agent_tools
 
 
 def err(
@@ -259,6 +262,8 @@ PAIRS = [
     ("CommitRef", "CommitRef"),
     ("ReadFileResult", "ReadFileResult"),
     ("WriteFileResult", "WriteFileResult"),
+    ("DeleteFileResult", "DeleteFileResult"),
+    ("MoveFileResult", "MoveFileResult"),
     ("ReplaceInFileResult", "ReplaceInFileResult"),
     ("ListDirectoryResult", "ListDirectoryResult"),
     ("DirectoryEntry", "DirectoryEntry"),
@@ -310,3 +315,152 @@ async def test_events_are_read_from_the_sse_stream(server: Server) -> None:
     async with client(server) as c:
         events = [e async for e in c.events("job_1")]
     assert [(e.seq, e.type) for e in events] == [(1, "job.creating"), (2, "job.ready")]
+
+
+def test_the_new_tool_answers_parse_in_the_client_models() -> None:
+    moved = service_models.MoveFileResult.model_validate(
+        {"from": "a.sh", "to": "bin/a.sh", "mode": "100755", "ignored": True}
+    )
+    mine = bot_models.MoveFileResult.model_validate_json(moved.model_dump_json(by_alias=True))
+    assert (mine.from_, mine.to, mine.mode, mine.ignored) == ("a.sh", "bin/a.sh", "100755", True)
+    written = service_models.WriteFileResult.model_validate(
+        {"path": "a", "bytes_written": 1, "created": True, "mode": "100755", "ignored": False}
+    )
+    assert bot_models.WriteFileResult.model_validate_json(written.model_dump_json()).mode == "100755"
+    deleted = service_models.DeleteFileResult.model_validate({"path": "a", "deleted": True})
+    assert bot_models.DeleteFileResult.model_validate_json(deleted.model_dump_json()).deleted
+
+
+# --- the new tools over HTTP ---------------------------------------------------------------------------
+
+
+def read_answer(path: str, content: str) -> dict[str, Any]:
+    lines = content.count("\n")
+    return {
+        "path": path,
+        "content": content,
+        "start_line": 1,
+        "end_line": lines,
+        "total_lines": lines,
+        "size_bytes": len(content),
+        "truncated": False,
+    }
+
+
+def toolbox(srv: Server) -> ToolBox:
+    tools = [bot_models.AgentTool.model_validate(t) for t in service_agent_tools()]
+    return ToolBox(client(srv), "job_1", 5, tools, strict=True)
+
+
+async def test_the_client_sends_the_new_tools_to_their_routes(server: Server) -> None:
+    tool = "/v1/jobs/job_1/tools/"
+    server.on(
+        f"POST {tool}write_file", ok({"path": "a.sh", "bytes_written": 3, "created": True, "mode": "100755"})
+    )
+    server.on(f"POST {tool}delete_file", ok({"path": "a.sh", "deleted": True}))
+    server.on(f"POST {tool}move_file", ok({"from": "a", "to": "b", "mode": "100644", "ignored": True}))
+    async with client(server) as c:
+        w = await c.write_file("job_1", "a.sh", "x\n", executable=True)
+        keep = await c.write_file("job_1", "a.sh", "x\n")
+        d = await c.delete_file("job_1", "a.sh")
+        m = await c.move_file("job_1", "a", "b", overwrite=True)
+    assert (w.mode, w.ignored, keep.created, d.deleted) == ("100755", False, True, True)
+    assert (m.from_, m.to, m.ignored) == ("a", "b", True)
+    assert server.bodies == [
+        {"path": "a.sh", "content": "x\n", "executable": True},
+        {"path": "a.sh", "content": "x\n"},  # null (keep the mode) is the service's default
+        {"path": "a.sh"},
+        {"from": "a", "to": "b", "overwrite": True},
+    ]
+
+
+async def test_delete_and_move_are_not_repeated_after_a_lost_answer(server: Server) -> None:
+    server.on("POST /v1/jobs/job_1/tools/delete_file", lambda r: err(503, "docker_unavailable"))
+    server.on("POST /v1/jobs/job_1/tools/move_file", lambda r: err(503, "docker_unavailable"))
+    async with client(server) as c:
+        with pytest.raises(Unavailable):
+            await c.delete_file("job_1", "a")
+        with pytest.raises(Unavailable):
+            await c.move_file("job_1", "a", "b")
+    assert server.hits["POST /v1/jobs/job_1/tools/delete_file"] == 1
+    assert server.hits["POST /v1/jobs/job_1/tools/move_file"] == 1
+
+
+async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_base(server: Server) -> None:
+    tool = "/v1/jobs/job_1/tools/"
+    reads = {"old.py": "x = 1\n", "gone.py": "y = 2\n"}
+
+    def read(r: web.Request) -> web.Response:
+        path = server.bodies[-1]["path"]
+        if path in reads:
+            return web.json_response(read_answer(path, reads[path]))
+        return err(404, "file_not_found", f"{path} does not exist")
+
+    server.on(f"POST {tool}read_file", read)
+    server.on(f"POST {tool}delete_file", ok({"path": "gone.py", "deleted": True}))
+    server.on(
+        f"POST {tool}move_file",
+        ok({"from": "old.py", "to": "build/new.py", "mode": "100644", "ignored": True}),
+    )
+    box = toolbox(server)
+    async with box.client:
+        deleted, d_err = await box.run("delete_file", {"path": "./gone.py"})
+        moved, m_err = await box.run("move_file", {"from": "old.py", "to": "build//new.py"})
+    assert not d_err and deleted == "deleted gone.py"
+    assert not m_err and moved.startswith("moved old.py to build/new.py (mode 100644)")
+    assert ".gitignore excludes build/new.py, so it will NOT be part of the diff" in moved
+    sent = [(k, n) for k, n in server.hits.items()]
+    assert sent == [
+        (f"POST {tool}read_file", 3),
+        (f"POST {tool}delete_file", 1),
+        (f"POST {tool}move_file", 1),
+    ]
+    assert {"path": "gone.py"} in server.bodies
+    assert {"from": "old.py", "to": "build/new.py", "overwrite": False} in server.bodies
+    # the base of every path they touched, to put a round back: content, or None for absent
+    assert box.base == {"gone.py": "y = 2\n", "old.py": "x = 1\n", "build/new.py": None}
+    assert [(e.name, e.path, e.ok) for e in box.events] == [
+        ("delete_file", "gone.py", True),
+        ("move_file", "old.py → build/new.py", True),
+    ]
+
+
+async def test_write_file_changes_an_existing_files_mode_only_with_its_content_unchanged(
+    server: Server,
+) -> None:
+    tool = "/v1/jobs/job_1/tools/"
+    server.on(f"POST {tool}read_file", ok(read_answer("run.sh", "#!/bin/sh\n")))
+    server.on(
+        f"POST {tool}write_file",
+        ok({"path": "run.sh", "bytes_written": 10, "created": False, "mode": "100755"}),
+    )
+    box = toolbox(server)
+    async with box.client:
+        plain, plain_err = await box.run("write_file", {"path": "run.sh", "content": "#!/bin/sh\n"})
+        other, other_err = await box.run(
+            "write_file", {"path": "run.sh", "content": "#!/bin/bash\n", "executable": True}
+        )
+        same, same_err = await box.run(
+            "write_file", {"path": "run.sh", "content": "#!/bin/sh\n", "executable": True}
+        )
+        bad, bad_err = await box.run("write_file", {"path": "x", "content": "", "executable": "yes"})
+    assert plain_err and "already exists: change it with replace_in_file" in plain
+    assert other_err and "`content` differs from it" in other
+    assert not same_err and same == "wrote 10 bytes to run.sh (mode 100755)"
+    assert bad_err and "`executable` must be true, false or null" in bad
+    writes = [b for b in server.bodies if "content" in b]
+    assert writes == [{"path": "run.sh", "content": "#!/bin/sh\n", "executable": True}]
+
+
+async def test_agent_tools_come_from_the_openapi_document(server: Server) -> None:
+    server.on("GET /openapi.json", ok({"openapi": "3.1.0", "x-agent-tools": service_agent_tools()}))
+    async with client(server) as c:
+        tools = await c.agent_tools()
+    assert [t.name for t in tools] == [t["name"] for t in service_agent_tools()]
+
+
+async def test_a_service_without_agent_tools_is_a_clear_error(server: Server) -> None:
+    server.on("GET /openapi.json", ok({"openapi": "3.1.0", "paths": {}}))
+    async with client(server) as c:
+        with pytest.raises(DockyardClientError, match="does not describe its agent tools"):
+            await c.agent_tools()

@@ -12,15 +12,18 @@ from typing import Any
 
 import pytest
 
-from bot.client import DockyardClient, EditMismatch, FileNotFound, JobNotFound
+from bot.client import ApiError, DockyardClient, EditMismatch, FileNotFound, JobNotFound
 from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
 from bot.models import (
+    AgentTool,
     ChecksResult,
     CommitResult,
+    DeleteFileResult,
     DiffResult,
     Job,
     LintResult,
     ListDirectoryResult,
+    MoveFileResult,
     ReadFileResult,
     ReplaceInFileResult,
     SearchResult,
@@ -29,6 +32,7 @@ from bot.models import (
 )
 from bot.progress import ProgressEvent
 from bot.settings import BotSettings
+from service.tools.registry import agent_tools as service_agent_tools
 from tests.fakes.anthropic import (
     FakeAnthropic,
     end_turn,
@@ -87,10 +91,14 @@ def lint_new(path: str, line: int, code: str, message: str) -> LintResult:
 class MemoryDockyard(DockyardClient):
     """The control API's contract over a dict of files (one job at a time)."""
 
-    def __init__(self, files: Mapping[str, str]):
+    def __init__(self, files: Mapping[str, str], modes: Mapping[str, str] | None = None):
         super().__init__("http://memory.invalid", "token")
         self.base = dict(files)
         self.work = dict(files)
+        self.base_modes = {p: (modes or {}).get(p, "100644") for p in files}
+        self.modes = dict(self.base_modes)
+        self.ignored: set[str] = set()  # paths .gitignore excludes (kept out of the diff)
+        self.too_large: set[str] = set()  # paths whose whole read is cut at the read cap
         self.jobs: dict[str, Job] = {}
         self.deleted: list[str] = []
         self.commits: list[dict[str, Any]] = []
@@ -101,6 +109,10 @@ class MemoryDockyard(DockyardClient):
         self.checks_for: Callable[[str, int], str] = lambda sha, n: "passed"
         self.calls: list[str] = []
         self.create_delay_s = 0.0
+
+    async def agent_tools(self) -> list[AgentTool]:
+        self.calls.append("agent_tools")
+        return [AgentTool.model_validate(t) for t in service_agent_tools()]
 
     async def create_job(self, **kw: Any) -> Job:
         self.calls.append("create_job")
@@ -142,6 +154,8 @@ class MemoryDockyard(DockyardClient):
         if path not in self.work:
             raise FileNotFound(404, "file_not_found", f"{path} does not exist")
         lines = self.work[path].splitlines(keepends=True)
+        if path in self.too_large and end_line is None:
+            lines = lines[:1]
         end = min(end_line or len(lines), len(lines))
         chosen = lines[start_line - 1 : end]
         text = "".join(f"{start_line + i:6}\t{ln}" if numbered else ln for i, ln in enumerate(chosen))
@@ -152,14 +166,56 @@ class MemoryDockyard(DockyardClient):
             end_line=end,
             total_lines=len(lines),
             size_bytes=len(self.work[path]),
-            truncated=False,
+            truncated=path in self.too_large and end_line is None,
         )
 
-    async def write_file(self, job_id: str, path: str, content: str) -> WriteFileResult:
+    async def write_file(
+        self, job_id: str, path: str, content: str, *, executable: bool | None = None
+    ) -> WriteFileResult:
         self._live(job_id)
+        self.calls.append(f"write_file {path}" + ("" if executable is None else f" x={executable}"))
         created = path not in self.work
         self.work[path] = content
-        return WriteFileResult(path=path, bytes_written=len(content.encode()), created=created)
+        if executable is not None:
+            self.modes[path] = "100755" if executable else "100644"
+        elif created:
+            self.modes[path] = "100644"
+        return WriteFileResult(
+            path=path,
+            bytes_written=len(content.encode()),
+            created=created,
+            mode=self.modes[path],
+            ignored=path in self.ignored,
+        )
+
+    async def delete_file(self, job_id: str, path: str) -> DeleteFileResult:
+        self._live(job_id)
+        self.calls.append(f"delete_file {path}")
+        if path not in self.work:
+            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+        del self.work[path]
+        del self.modes[path]
+        return DeleteFileResult(path=path, deleted=True)
+
+    async def move_file(
+        self, job_id: str, from_path: str, to_path: str, *, overwrite: bool = False
+    ) -> MoveFileResult:
+        self._live(job_id)
+        self.calls.append(f"move_file {from_path} {to_path}")
+        if from_path not in self.work:
+            raise FileNotFound(404, "file_not_found", f"{from_path} does not exist")
+        if to_path in self.work and not overwrite:
+            raise ApiError(409, "file_exists", f"{to_path} exists")
+        self.work[to_path] = self.work.pop(from_path)
+        self.modes[to_path] = self.modes.pop(from_path)
+        return MoveFileResult.model_validate(
+            {
+                "from": from_path,
+                "to": to_path,
+                "mode": self.modes[to_path],
+                "ignored": to_path in self.ignored,
+            }
+        )
 
     async def replace_in_file(
         self, job_id: str, path: str, *, old: str, new: str, expected_count: int = 1
@@ -204,20 +260,24 @@ class MemoryDockyard(DockyardClient):
 
     async def diff(self, job_id: str) -> DiffResult:
         files, patch = [], ""
-        for p in sorted(set(self.base) | set(self.work)):
+        for p in sorted((set(self.base) | set(self.work)) - self.ignored):
             a, b = self.base.get(p), self.work.get(p)
-            if a == b:
+            old_mode, mode = self.base_modes.get(p), self.modes.get(p)
+            if a == b and old_mode == mode:
                 continue
             status = "added" if a is None else "deleted" if b is None else "modified"
             old, new = (a or "").splitlines(True), (b or "").splitlines(True)
             hunks = list(difflib.unified_diff(old, new, f"a/{p}", f"b/{p}"))[2:]
             plus = sum(1 for ln in hunks if ln.startswith("+"))
             minus = sum(1 for ln in hunks if ln.startswith("-"))
+            changed_mode = status == "modified" and old_mode != mode
             files.append(
-                {"path": p, "status": status, "mode": "100644", "binary": False}
+                {"path": p, "status": status, "mode": mode or old_mode, "binary": False}
                 | {"additions": plus, "deletions": minus}
+                | ({"old_mode": old_mode} if changed_mode else {})
             )
-            patch += f"diff --git a/{p} b/{p}\n--- a/{p}\n+++ b/{p}\n" + "".join(hunks)
+            modes = f"old mode {old_mode}\nnew mode {mode}\n" if changed_mode else ""
+            patch += f"diff --git a/{p} b/{p}\n{modes}--- a/{p}\n+++ b/{p}\n" + "".join(hunks)
         adds = sum(f["additions"] for f in files)
         dels = sum(f["deletions"] for f in files)
         return DiffResult.model_validate(
@@ -230,14 +290,16 @@ class MemoryDockyard(DockyardClient):
         )
 
     def _tree_sha(self) -> str:
-        return hashlib.sha1(repr(sorted(self.work.items())).encode()).hexdigest()
+        return hashlib.sha1(
+            repr((sorted(self.work.items()), sorted(self.modes.items()))).encode()
+        ).hexdigest()
 
     async def commit(self, job_id: str, **kw: Any) -> CommitResult:
         self._live(job_id)
         self.calls.append("commit")
         sha = hashlib.sha1((self._tree_sha() + kw["message"]).encode()).hexdigest()
         if self.branch_head.get(kw["branch"]) != sha:
-            self.commits.append({"sha": sha, **kw, "files": dict(self.work)})
+            self.commits.append({"sha": sha, **kw, "files": dict(self.work), "modes": dict(self.modes)})
             self.branch_head[kw["branch"]] = sha
         pr = None
         if kw.get("pull_request"):
@@ -331,6 +393,13 @@ async def test_happy_path_opens_one_draft_pr(ai: FakeAnthropic) -> None:
     assert "tests: ✅ passed — 2 passed, 0 failed: no new failure" in body
     assert "**Files explored** (1 of at most 15): `calc.py`" in body
     assert "tokens" in body and "$" in body
+    # the model is offered the service's tools, their schemas as the service declares them
+    offered = ai.of_kind("agent")[0].body["tools"]
+    assert [(t["name"], t["input_schema"]) for t in offered] == [
+        (t["name"], t["input_schema"]) for t in service_agent_tools()
+    ]
+    assert mem.calls.index("agent_tools") < mem.calls.index("create_job"), "fetched before a job exists"
+    assert mem.calls.count("agent_tools") == 1
     # the starting file set: calc.py was named in the report and shown up front, counted against the cap
     first_prompt = ai.of_kind("agent")[0].body["messages"][0]["content"][0]["text"]
     assert "calc.py — lines 1-6 of 6" in first_prompt and "return a * b" in first_prompt
@@ -402,49 +471,110 @@ async def test_all_rounds_fail_best_attempt_is_published_with_a_note(ai: FakeAnt
     assert "CI" in body and "not run" in body
 
 
-async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: FakeAnthropic) -> None:
-    mem = MemoryDockyard(FILES)
+Call = tuple[str, dict[str, Any]]
+BREAK: Call = ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b"))
+
+
+async def round_one_is_best(
+    ai: FakeAnthropic, mem: MemoryDockyard, first: list[Call] | None = None, second: list[Call] | None = None
+) -> tuple[FixOutcome, Collect]:
+    """Round 1 fixes calc.py (plus `first`), passes lint and fails the review; round 2 breaks it (plus
+    `second`) and fails lint: round 1 is the best attempt, to be put back before the PR."""
     mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
     ai.script(
         agent=[
-            tool_use("replace_in_file", **FIX),
+            tool_uses([("replace_in_file", FIX), *(first or [])]),
             end_turn("Divide."),
-            tool_uses(
-                [
-                    ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b")),
-                    ("write_file", dict(path="test_calc.py", content="from calc import divide\n")),
-                ]
-            ),
+            tool_uses([BREAK, *(second or [])]),
             end_turn("Broke it."),
         ],
         review=[review_fail("needs a zero check")],
     )
-    outcome, _ = await fix(ai, mem, max_rounds=2)
-    # round 1 got further, but round 2 added a file and the API cannot delete one: say so, ship round 2
+    return await fix(ai, mem, max_rounds=2)
+
+
+async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.too_large = {"util/helpers.py"}  # its base cannot be captured whole
+    helpers: Call = ("replace_in_file", dict(path="util/helpers.py", old="return 1", new="return 2"))
+    outcome, _ = await round_one_is_best(ai, mem, second=[helpers])
+    # round 1 got further, but round 2 changed a file whose base is unknown: say so, ship round 2
     assert outcome.ok and not outcome.passed_all and outcome.final_round == 2
-    assert outcome.files_changed == ["calc.py", "test_calc.py"]
+    assert outcome.files_changed == ["calc.py", "util/helpers.py"]
     body = mem.pulls[0]["body"]
-    assert "round 1 could not be restored (test_calc.py cannot be put back)" in body
+    assert "round 1 could not be restored (util/helpers.py cannot be put back)" in body
     assert "the PR carries the last round (2) instead" in body
 
 
 async def test_best_round_restored_exactly(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
-    mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
-    ai.script(
-        agent=[
-            tool_use("replace_in_file", **FIX),
-            end_turn("Divide."),
-            tool_use("replace_in_file", path="calc.py", old="a / b", new="a / / b"),
-            end_turn("Broke it."),
-        ],
-        review=[review_fail("needs a zero check")],
-    )
-    outcome, sink = await fix(ai, mem, max_rounds=2)
+    outcome, sink = await round_one_is_best(ai, mem)
     assert outcome.final_round == 1 and outcome.files_changed == ["calc.py"]
     assert mem.pulls[0]["body"].count("the PR carries round 1") == 1
     assert mem.commits[-1]["files"]["calc.py"] == CALC.replace("a * b", "a / b")
     assert "Restoring the best attempt (round 1)" in sink.texts()
+
+
+async def test_a_file_added_after_the_best_round_is_deleted_to_restore_it(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    later: list[Call] = [
+        ("write_file", dict(path="test_calc.py", content="from calc import divide\n")),
+        ("delete_file", dict(path="README.md")),
+        ("move_file", {"from": "util/more.py", "to": "util/most.py"}),
+    ]
+    outcome, sink = await round_one_is_best(ai, mem, second=later)
+    assert outcome.ok and not outcome.passed_all and outcome.final_round == 1, outcome.error
+    assert outcome.files_changed == ["calc.py"]
+    assert "Restoring the best attempt (round 1)" in sink.texts()
+    assert "delete_file test_calc.py" in mem.calls and "delete_file util/most.py" in mem.calls
+    committed = mem.commits[-1]["files"]
+    assert committed == {**FILES, "calc.py": CALC.replace("a * b", "a / b")}
+    assert mem.commits[-1]["modes"] == {p: "100644" for p in FILES}
+    assert outcome.rounds[1].edits == [
+        "replace_in_file `calc.py`",
+        "write_file `test_calc.py`",
+        "delete_file `README.md`",
+        "move_file `util/more.py → util/most.py`",
+    ]
+
+
+async def test_a_mode_change_is_restored_too(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard({**FILES, "run.sh": "#!/bin/sh\necho hi\n"}, modes={"run.sh": "100755"})
+    tool = dict(path="tool.sh", content="#!/bin/sh\n")
+    outcome, _ = await round_one_is_best(
+        ai,
+        mem,
+        first=[("write_file", {**tool, "executable": True})],
+        second=[
+            ("write_file", {**tool, "executable": False}),
+            ("write_file", dict(path="run.sh", content="#!/bin/sh\necho hi\n", executable=False)),
+        ],
+    )
+    assert outcome.final_round == 1 and outcome.files_changed == ["calc.py", "tool.sh"], outcome.error
+    r = ai.tool_results()
+    assert "wrote 10 bytes to tool.sh (mode 100755) (new file)" in r[1]["content"]
+    assert not r[4]["is_error"] and "(mode 100644)" in r[4]["content"], "a mode-only change is allowed"
+    assert mem.commits[-1]["modes"] == {
+        **{p: "100644" for p in FILES},
+        "run.sh": "100755",
+        "tool.sh": "100755",
+    }
+
+
+async def test_a_write_under_an_ignored_path_is_flagged_to_the_model(ai: FakeAnthropic) -> None:
+    mem = MemoryDockyard(FILES)
+    mem.ignored = {"build/notes.txt"}
+    ai.script(
+        agent=[
+            tool_uses([("replace_in_file", FIX), ("write_file", dict(path="build/notes.txt", content="x"))]),
+            end_turn("Divide."),
+        ],
+        review=[review_pass()],
+    )
+    outcome, _ = await fix(ai, mem)
+    assert outcome.ok and outcome.files_changed == ["calc.py"]
+    note = ai.tool_results()[1]["content"]
+    assert "wrote 1 bytes to build/notes.txt" in note and "will NOT be part of the diff" in note
 
 
 async def test_no_change_at_all_means_no_pr_and_exit_failure(ai: FakeAnthropic) -> None:
@@ -528,7 +658,7 @@ async def test_each_model_call_marks_only_its_newest_block_for_the_cache(ai: Fak
         agent=[
             tool_use("read_file", path="util/helpers.py"),
             tool_use("list_directory", path="."),
-            tool_use("search_in_repo", query="divide"),
+            tool_use("search", pattern="divide"),
             tool_use("read_file", path="calc.py"),
             tool_use("replace_in_file", **FIX),
             end_turn("Divide."),
@@ -621,7 +751,7 @@ async def test_turn_cap_ends_a_round_and_the_conversation_stays_valid(ai: FakeAn
     mem = MemoryDockyard(FILES)
     ai.script(
         agent=[
-            tool_use("search_in_repo", pattern="divide"),
+            tool_use("search", pattern="divide"),
             tool_use("list_directory", path="."),
             tool_use("replace_in_file", **FIX),  # round 2: the first turn after the cap
             end_turn("Divide."),
