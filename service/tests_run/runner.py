@@ -16,7 +16,7 @@ from functools import partial
 from typing import ClassVar, Literal
 
 from service.audit import Actor, AuditEntry
-from service.errors import DockyardError
+from service.errors import FAILURES, contract
 from service.jobs import JobService
 from service.logging import get_logger
 from service.models import (
@@ -343,7 +343,7 @@ class TestService:
                     actor,
                     partial(file_tools.parse_read, req),
                 )
-            except DockyardError:
+            except FAILURES:
                 return name, None  # unreadable (binary, a link out): it decides nothing
             return name, answer.content
 
@@ -409,8 +409,8 @@ class TestService:
         try:
             async with jobs.limiter.slot(actor, "run"):
                 result = await jobs.backend.run(spec)
-        except DockyardError as e:
-            await self._audit(job, actor, run_argv, None, e.code, at, sel)
+        except FAILURES as e:
+            await self._audit(job, actor, run_argv, None, contract(e).code, at, sel)
             return _Run(None, Report(), error=e.message)
         stdout = result.stdout.decode("utf-8", "replace")
         tool, stderr = box.split_tool(result.stderr.decode("utf-8", "replace"))

@@ -1,8 +1,7 @@
-"""The job service: a job's life (create → ready → destroyed | failed) and every exec in its box.
+"""A job's life: admission, create (clone → box → ready), delete, reap, vanish, its logs.
 
-Handlers call this; it owns the rules (caps, states, clamping, audit records) and drives the
-clone, the sandbox backend and the store. Every exec goes through `run_tool`, which records the
-exec in the audit log whatever its outcome.
+Owns the rules (caps, states, clamping) and drives the clone, the sandbox backend and the store;
+each end (destroyed, failed, reaped) is one transaction with its audit record.
 """
 
 from __future__ import annotations
@@ -10,44 +9,41 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from service.audit import SYSTEM, Actor, AuditEntry
 from service.clone import CloneCaps, build_tar, clone, detect_language, remove_tree, work_dir_for
 from service.clone_policy import redact_url, vet_clone_url
 from service.errors import (
+    FAILURES,
     CloneSourceForbidden,
-    DockerUnavailable,
     DockyardError,
     GitHubNotConfigured,
     HostCapacity,
     InvalidRequest,
     JobNotFound,
     JobNotReady,
-    SandboxFailed,
     TooManyJobs,
+    contract,
 )
 from service.events import EventHub
 from service.github.client import CloneAuth, GitHubApp, RepoId
-from service.images import ResolvedImage, resolve_images
+from service.jobs.config import ImageConfig
+from service.jobs.environments import Environments
 from service.logging import get_logger
 from service.models import EnvState, JobCreate
-from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend, box_memory_mb
-from service.sandbox.docker import SandboxGone
-from service.settings import ConfigError, ImagesConfig, Limits, Settings, load_images_config
+from service.sandbox.backend import BoxSpec, SandboxBackend, box_memory_mb
+from service.sandbox.errors import BackendRefused, SandboxGone
+from service.sandbox.labels import box_name
+from service.settings import Limits, Settings
 from service.store import JobRecord, Store, now
-from service.tenants import TenantLimiter, can_see
-from service.tools.protocol import ToolCall
-
-if TYPE_CHECKING:
-    from service.env.service import EnvService
+from service.tenants import can_see
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 VANISHED = "the job's container vanished behind the service's back (removed or stopped outside dockyard)"
 
@@ -56,21 +52,20 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(8)
 
 
-@dataclass
-class ImageState:
-    """The ops config and the content-hash tags it resolves to (swapped whole on reload)."""
+def not_ready(job: JobRecord) -> JobNotReady:
+    return JobNotReady(
+        f"job {job.id} is {job.status}" + (f": {job.error}" if job.error else ""),
+        {"job_id": job.id, "status": job.status},
+    )
 
-    config: ImagesConfig
-    images: dict[str, ResolvedImage]
 
-
-class JobService:
+class Lifecycle:
     def __init__(
         self,
         settings: Settings,
         store: Store,
         backend: SandboxBackend,
-        images: ImageState,
+        config: ImageConfig,
         hub: EventHub,
         github: GitHubApp | None = None,
     ):
@@ -78,9 +73,8 @@ class JobService:
         self.settings = settings
         self.store = store
         self.backend = backend
-        self.images = images
+        self._config = config
         self.hub = hub
-        self.limiter = TenantLimiter.from_settings(settings)
         self._create_lock = asyncio.Lock()
         self._job_locks: dict[str, asyncio.Lock] = {}
         self._builds: set[asyncio.Future[JobRecord]] = set()
@@ -94,41 +88,16 @@ class JobService:
         # More of the same, for services holding per-job state (test runs' base cache). Same rules.
         self.end_hooks: list[Callable[[str], None]] = []
         # Dependency environments (service/env/), set by the app; None: jobs get no /env.
-        self.env: EnvService | None = None
+        self.env: Environments | None = None
         # awaited before a job's box and volume are removed (its linter boxes mount that volume)
         self.on_closing: list[Callable[[str], Awaitable[None]]] = []
 
-    async def reload_config(self, actor: Actor) -> ImageState:
-        """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
-        path = self.settings.images_config
-
-        def load() -> ImageState:
-            cfg = load_images_config(path)
-            return ImageState(cfg, resolve_images(cfg, path, self.settings))
-
-        try:
-            state = await asyncio.to_thread(load)
-        except ConfigError as e:
-            await self.store.audit(
-                AuditEntry(actor=actor, action="config.reload", outcome="error", details={"error": str(e)})
-            )
-            raise InvalidRequest(
-                f"config not reloaded, the running one stays: {e}", {"path": str(path)}
-            ) from e
-        self.images = state
-        await self.store.audit(
-            AuditEntry(
-                actor=actor,
-                action="config.reload",
-                outcome="ok",
-                details={"path": str(path), "images": {n: i.tag for n, i in state.images.items()}},
-            )
-        )
-        log.info("config_reloaded", path=str(path))
-        return state
-
-    def _lock(self, job_id: str) -> asyncio.Lock:
+    def lock(self, job_id: str) -> asyncio.Lock:
         return self._job_locks.setdefault(job_id, asyncio.Lock())
+
+    def held(self, job_id: str) -> asyncio.Lock | None:
+        """The job's lock when one was made (an end in flight holds it); None otherwise."""
+        return self._job_locks.get(job_id)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -144,10 +113,10 @@ class JobService:
         if job.status == "ready" and job.container_id:
             try:
                 running = await self.backend.is_running(job.container_id)
-            except DockyardError:
+            except FAILURES:
                 return job  # engine away: report what we know; /readyz says the rest
             if not running:
-                job = await self._mark_vanished(job)
+                job = await self.vanished(job)
         return job
 
     async def authorize(self, job_id: str, actor: Actor) -> None:
@@ -170,7 +139,8 @@ class JobService:
 
     def footprint_mb(self, limits: dict[str, Any]) -> int:
         """Host memory a job may hold: its box's memory limit (processes, workspace tmpfs, /tmp)."""
-        return box_memory_mb(Limits.of_job(limits), self.images.config.limits.tmp_mb, writes_workspace=True)
+        tmp_mb = self._config.state.config.limits.tmp_mb
+        return box_memory_mb(Limits.of_job(limits), tmp_mb, writes_workspace=True)
 
     async def _admit(self, job: JobRecord, actor: Actor) -> None:
         """Refuse (429) a job over the service's, its tenant's or the host's capacity."""
@@ -213,7 +183,7 @@ class JobService:
     # --- create --------------------------------------------------------------------------------
 
     async def create(self, req: JobCreate, actor: Actor) -> JobRecord:
-        cfg = self.images.config
+        cfg = self._config.state.config
         if (req.repo is None) == (req.clone_url is None):
             raise InvalidRequest("give exactly one of repo (owner/name) and clone_url", {})
         if req.repo is not None:
@@ -270,7 +240,7 @@ class JobService:
         return await asyncio.shield(build)
 
     async def _locked_build(self, job: JobRecord, source: CloneAuth | None, actor: Actor) -> JobRecord:
-        async with self._lock(job.id):
+        async with self.lock(job.id):
             return await self._build(job, source, actor)
 
     async def drain(self, timeout_s: float) -> None:
@@ -287,7 +257,8 @@ class JobService:
         return source
 
     async def _build(self, job: JobRecord, vetted: CloneAuth | None, actor: Actor) -> JobRecord:
-        cfg = self.images.config
+        cfg = self._config.state.config
+        images = self._config.state.images
         work = await asyncio.to_thread(work_dir_for, self.work_root, job.id)
         container_id: str | None = None
         volume: str | None = None
@@ -328,7 +299,7 @@ class JobService:
                 language = await asyncio.to_thread(
                     detect_language, checkout.path, cfg.languages, cfg.default_language
                 )
-            image = self.images.images[cfg.languages[language].image].tag
+            image = images[cfg.languages[language].image].tag
             uid, _, gid = self.settings.sandbox_user.partition(":")
             # Manifests are read out of the checkout now (it is deleted below); the build goes on in
             # the background. The job box gets /env only when it is ready already (a cache hit).
@@ -384,20 +355,19 @@ class JobService:
             log.info("job_ready", job_id=job.id, image=image, base_sha=checkout.base_sha)
             return await self.get(job.id)
         except BaseException as e:
-            message = (
-                e.message if isinstance(e, DockyardError) else f"job creation failed: {type(e).__name__}"
-            )
+            failure = contract(e) if isinstance(e, FAILURES) else None
+            message = failure.message if failure is not None else f"job creation failed: {type(e).__name__}"
             if container_id:
                 try:
                     await self.backend.destroy(container_id, volume)
-                except DockyardError:
+                except FAILURES:
                     log.warning("cleanup_failed", job_id=job.id, container_id=container_id)
             await self.store.update_job(
                 job.id,
                 audit=AuditEntry(
                     actor=actor,
                     action="job.create",
-                    outcome=e.code if isinstance(e, DockyardError) else "error",
+                    outcome=failure.code if failure is not None else "error",
                     job_id=job.id,
                     details={"repo": job.clone_url, "ref": job.ref, "error": message},
                 ),
@@ -414,7 +384,7 @@ class JobService:
     # --- delete --------------------------------------------------------------------------------
 
     async def delete(self, job_id: str, actor: Actor) -> None:
-        async with self._lock(job_id):
+        async with self.lock(job_id):
             job = await self.get(job_id)
             if job.status == "destroyed":
                 return
@@ -455,10 +425,8 @@ class JobService:
         try:
             # A lint or test box still running mounts the volume: it goes first, whoever made it.
             await self.backend.remove_job_boxes(job.id)
-            await self.backend.destroy(
-                job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"
-            )
-        except DockyardError:
+            await self.backend.destroy(job.container_id or box_name(job.id), job.volume or box_name(job.id))
+        except FAILURES:
             if not best_effort:
                 raise
             log.warning("cleanup_failed", job_id=job.id)
@@ -476,7 +444,7 @@ class JobService:
     async def reap(self, job_id: str) -> bool:
         """The TTL reaper: remove an expired job's box; `reap` is audited with the state change.
         A job busy with a request (its lock held) is left for the next pass."""
-        lock = self._lock(job_id)
+        lock = self.lock(job_id)
         if lock.locked():
             return False
         async with lock:
@@ -494,7 +462,7 @@ class JobService:
 
     async def fail_interrupted(self, job_id: str) -> None:
         """A job left `creating` by a service that died mid-create: failed, leftovers removed."""
-        async with self._lock(job_id):
+        async with self.lock(job_id):
             job = await self.get(job_id)
             if job.status != "creating":
                 return
@@ -506,7 +474,7 @@ class JobService:
             log.warning("job_interrupted", job_id=job.id)
 
     async def mark_vanished(self, job_id: str) -> JobRecord:
-        return await self._mark_vanished(await self.get(job_id))
+        return await self.vanished(await self.get(job_id))
 
     def log_path(self, job_id: str) -> Path:
         return self._logs_dir / f"{job_id}.log"
@@ -515,7 +483,7 @@ class JobService:
         assert job.container_id is not None
         try:
             data = await self.backend.logs(job.container_id, 1024 * 1024)
-        except DockyardError:
+        except FAILURES:
             return
         if data:
             await asyncio.to_thread(self.log_path(job.id).write_bytes, data)
@@ -526,7 +494,7 @@ class JobService:
         if job.status == "ready" and job.container_id:
             try:
                 data = await self.backend.logs(job.container_id, 1024 * 1024)
-            except SandboxFailed:  # the box is being removed right now: what was saved at its end
+            except (BackendRefused, SandboxGone):  # the box is being removed: what was saved at its end
                 data = None
         if data is None:
             path = self.log_path(job.id)
@@ -545,116 +513,9 @@ class JobService:
             )
         return data
 
-    # --- exec ----------------------------------------------------------------------------------
-
-    async def ready_job(self, job_id: str) -> JobRecord:
-        job = await self.get(job_id)
-        if job.status != "ready" or not job.container_id:
-            raise self._not_ready(job)
-        return job
-
-    @staticmethod
-    def _path(call: ToolCall) -> dict[str, Any]:
-        return {"path": call.path} if call.path is not None else {}
-
-    async def run_tool(
-        self, job_id: str, call: ToolCall, actor: Actor, parse: Callable[[ExecResult], T]
-    ) -> T:
-        """Run one exec in the job's box, audit it, and parse its answer (refusals raise)."""
-        job = await self.ready_job(job_id)
-        assert job.container_id is not None
-        timeout = float(job.limits.get("tool_timeout_s", 30))
-        try:
-            async with self.limiter.slot(actor, "exec"):
-                result = await self.backend.exec(
-                    job.container_id,
-                    call.argv,
-                    stdin=call.stdin,
-                    timeout_s=timeout,
-                    output_cap=self.settings.output_cap_bytes,
-                )
-        except DockyardError as e:  # no exec ran (or none we can account for): still one record
-            await self.store.audit(
-                AuditEntry(
-                    actor=actor,
-                    action=call.action,
-                    outcome=e.code,
-                    job_id=job.id,
-                    container_id=job.container_id,
-                    argv=call.argv,
-                    details={**self._path(call), "error": e.message},
-                )
-            )
-            if isinstance(e, SandboxGone):
-                raise self._not_ready(await self._mark_vanished(job)) from e  # or it ended meanwhile
-            if isinstance(e, (SandboxFailed, DockerUnavailable)):
-                ended = await self._ended_meanwhile(job)
-                if ended is not None:
-                    raise self._not_ready(ended) from e
-            raise
-        details = self._path(call)
-        outcome = result.outcome
-        error: DockyardError | None = None
-        try:
-            parsed = parse(result)
-        except DockyardError as e:
-            error = e
-            if isinstance(e, SandboxFailed):  # a box killed under the exec (a delete racing it)
-                ended = await self._ended_meanwhile(job)
-                error = self._not_ready(ended) if ended is not None else e
-            outcome = error.code
-            details["error"] = error.message
-        await self.store.audit(
-            AuditEntry(
-                actor=actor,
-                action=call.action,
-                outcome=outcome,
-                job_id=job.id,
-                container_id=job.container_id,
-                argv=result.argv,
-                exit_code=result.exit_code,
-                duration_ms=result.duration_ms,
-                bytes_in=result.bytes_in,
-                bytes_out=result.bytes_out,
-                details={**details, "timed_out": result.timed_out, "oom_killed": result.oom_killed},
-            )
-        )
-        await self.hub.publish(
-            job.id,
-            "exec",
-            {"action": call.action, "outcome": outcome, "duration_ms": result.duration_ms, **details},
-        )
-        if error is not None:
-            raise error
-        return parsed
-
-    @staticmethod
-    def _not_ready(job: JobRecord) -> JobNotReady:
-        return JobNotReady(
-            f"job {job.id} is {job.status}" + (f": {job.error}" if job.error else ""),
-            {"job_id": job.id, "status": job.status},
-        )
-
-    async def _ended_meanwhile(self, job: JobRecord) -> JobRecord | None:
-        """After an exec failed: the job as it is once an end in flight (delete, reap) has
-        settled, when it is no longer ready or its box is gone; None when the job is still ready
-        with its box running (the failure is the box's own)."""
-        lock = self._job_locks.get(job.id)
-        if lock is not None and lock.locked():
-            async with lock:
-                pass
-        fresh = await self.get(job.id)
-        if fresh.status != "ready" or not fresh.container_id:
-            return fresh
-        try:
-            if await self.backend.is_running(fresh.container_id):
-                return None
-        except DockyardError:
-            return None  # the engine is away: the original error says more
-        return await self._mark_vanished(fresh)
-
-    async def _mark_vanished(self, job: JobRecord) -> JobRecord:
-        async with self._lock(job.id):
+    async def vanished(self, job: JobRecord) -> JobRecord:
+        """A `ready` job whose box is gone: failed (audit `job.fail`, outcome `vanished`)."""
+        async with self.lock(job.id):
             fresh = await self.get(job.id)
             if fresh.status != "ready":
                 return fresh
