@@ -226,12 +226,13 @@ class DockerBackend(EnvBoxes):
                 raise SandboxGone("the job's container is not running", {"container_id": container_id}) from e
             raise
 
-    def _run_blocking(self, spec: RunSpec) -> ExecResult:
+    def _create_read_only(self, spec: RunSpec, command: list[str], *, tmp_exec: bool) -> str:
+        """A box over the job's workspace, read-only (a one-shot run or a linter box), not started."""
         client = self.client()
         require_image(client, spec.image)
         created = client.api.create_container(
             spec.image,
-            command=spec.argv,
+            command=command,
             name=spec.name,
             user=spec.user,
             working_dir=spec.workdir,
@@ -249,13 +250,18 @@ class DockerBackend(EnvBoxes):
                 log_max_mb=1,
                 runtime=spec.runtime,
                 extra_mounts=spec.mounts,
-                tmp_exec=spec.tmp_exec,
+                tmp_exec=tmp_exec,
             ),
         )
-        container_id = created["Id"]
+        container_id: str = created["Id"]
+        return container_id
+
+    def _run_blocking(self, spec: RunSpec) -> ExecResult:
+        container_id = self._create_read_only(spec, spec.argv, tmp_exec=spec.tmp_exec)
+        api = self.client().api
         try:
             return run_container(
-                client.api,
+                api,
                 container_id,
                 spec.argv,
                 timeout_s=spec.timeout_s,
@@ -264,7 +270,7 @@ class DockerBackend(EnvBoxes):
             )
         finally:
             try:
-                client.api.remove_container(container_id, force=True)
+                api.remove_container(container_id, force=True)
             except docker.errors.NotFound:
                 pass
 
@@ -279,38 +285,15 @@ class DockerBackend(EnvBoxes):
             return await self._run(
                 self._exec_pool, self._exec_blocking, container_id, argv, stdin, timeout_s, output_cap
             )
+
     # --- linter boxes --------------------------------------------------------------------------
 
     def _linter_box_blocking(self, spec: RunSpec) -> str:
         """A long-lived linter box: hardened like every box, the workspace read-only, idle until
         each linter run execs into it (the caller resets processes and /tmp between runs)."""
-        client = self.client()
-        require_image(client, spec.image)
-        created = client.api.create_container(
-            spec.image,
-            command=["sleep", "infinity"],
-            name=spec.name,
-            user=spec.user,
-            working_dir=spec.workdir,
-            hostname="sandbox",
-            labels={**spec.labels, **self._own_labels},
-            environment=spec.env,
-            network_disabled=True,
-            host_config=self._host_config(
-                spec.limits,
-                volume=spec.workspace_volume,
-                workspace_read_only=True,
-                nofile=spec.nofile,
-                fsize_bytes=spec.tmp_mb * 1024 * 1024,
-                tmp_mb=spec.tmp_mb,
-                log_max_mb=1,
-                runtime=spec.runtime,
-                extra_mounts=spec.mounts,
-            ),
-        )
-        container_id: str = created["Id"]
+        container_id = self._create_read_only(spec, ["sleep", "infinity"], tmp_exec=False)
         try:
-            client.api.start(container_id)
+            self.client().api.start(container_id)
         except BaseException:
             self._destroy_blocking(container_id, None)
             raise
