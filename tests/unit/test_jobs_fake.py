@@ -214,3 +214,26 @@ def test_each_neutral_error_maps_to_one_contract_code(
     wire = contract(e)
     assert (wire.status, wire.code, wire.message, wire.details) == (status, code, "what happened", {"k": 1})
     assert wire.__cause__ is e
+
+
+async def test_the_http_edge_answers_a_neutral_error_with_its_contract_code() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from service.api.middleware import errors_middleware
+
+    async def away(request: web.Request) -> web.Response:
+        raise BackendUnavailable("the engine is unreachable", {"tried": 1})
+
+    app = web.Application(middlewares=[errors_middleware])
+    app.router.add_get("/away", away)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/away")
+        assert response.status == 503
+        assert await response.json() == {
+            "error": {
+                "code": "docker_unavailable",
+                "message": "the engine is unreachable",
+                "details": {"tried": 1},
+            }
+        }
