@@ -1,13 +1,11 @@
 """The Docker engine plumbing every part of the backend shares: one client, bounded thread pools,
-engine failures mapped to neutral errors, THE hardening template.
-
-The Docker backend as a whole (this package), through docker-py in bounded thread pools.
+engine failures mapped to neutral errors (`service.sandbox.errors`), THE hardening template.
 
 Hardening lives here and only here: the HostConfig is built from a fixed template, never from
 caller input. Why docker-py and not aiodocker: the tests drive the same SDK, its hijacked exec
 socket gives us stdin with a clean half-close (write_file, replace_in_file), and the one weakness
 of threads — a blocked call cannot be cancelled — is covered by the in-box `timeout -s KILL` and
-the host-side deadline in `exec.py`, so no pool thread is held past a tool's timeout + grace.
+the host-side deadline in `execs.py`, so no pool thread is held past a tool's timeout + grace.
 
 Fair sharing: engine calls never share one pool. Tool execs in job boxes, one-shot runs (linter
 boxes: create, attach, wait, remove) and lifecycle/control calls (create/destroy a job box,
@@ -61,6 +59,8 @@ def require_image(client: docker.DockerClient, image: str) -> None:
 
 
 class Engine:
+    """docker-py in bounded pools; the parts (env.py, boxes.py) build on it."""
+
     def __init__(
         self,
         *,
