@@ -73,13 +73,12 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _images(settings: Settings, args: argparse.Namespace) -> int:
-    import docker
-
-    from service.images import build_images, missing_images, resolve_images
+    from service.images import resolve_images
+    from service.sandbox.docker.images import build_images, engine_client, missing_images
 
     cfg = load_images_config(settings.images_config)
     images = resolve_images(cfg, settings.images_config, settings)
-    client = docker.from_env(timeout=600)
+    client = engine_client(timeout=600)
     if args.images_cmd == "list":
         missing = set(missing_images(client, images))
         for img in images.values():

@@ -1,5 +1,5 @@
 """build_app(settings) → web.Application: the route table, middlewares, and the lifecycle of
-what the service holds (store, Docker backend, job service) through `cleanup_ctx`."""
+what the service holds (store, sandbox backend, job service) through `cleanup_ctx`."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from service.models import (
     TestResult,
 )
 from service.reaper import Reaper, instance_id
-from service.sandbox.docker import DockerBackend
+from service.sandbox import make_backend
 from service.settings import Settings, load_images_config
 from service.store import LIVE_STATUSES, Store
 from service.tests_run.runner import TestService
@@ -265,13 +265,7 @@ def build_app(settings: Settings) -> web.Application:
             )
         store.on_audit = metrics.observe_audit
         instance = await asyncio.to_thread(instance_id, settings.state_dir)
-        backend = DockerBackend(
-            exec_threads=settings.docker_exec_threads,
-            run_threads=settings.docker_run_threads,
-            control_threads=settings.docker_control_threads,
-            job_exec_slots=settings.job_exec_concurrency,
-            instance=instance,
-        )
+        backend = make_backend(settings, instance=instance)
         app[BACKEND] = backend
         github = GitHubApp(settings)
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)

@@ -10,14 +10,14 @@ if TYPE_CHECKING:
     from service.github.git_host import GitHost
     from service.jobs import JobService
     from service.lint.runner import LintService
-    from service.sandbox.docker import DockerBackend
+    from service.sandbox.backend import SandboxBackend
     from service.settings import Settings
     from service.tests_run.runner import TestService
     from service.trail import OutcomeTrail
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
-BACKEND: web.AppKey[DockerBackend] = web.AppKey("backend")
+BACKEND: web.AppKey[SandboxBackend] = web.AppKey("backend")
 LINT: web.AppKey[LintService] = web.AppKey("lint")
 TESTS: web.AppKey[TestService] = web.AppKey("tests")
 GITHOST: web.AppKey[GitHost] = web.AppKey("githost")

@@ -1,12 +1,16 @@
 """Typed errors, each carrying its HTTP status and contract code.
 
 The ONE place a failure becomes a wire error is `service.api.middleware`; everything below the
-HTTP edge raises these (or lets an unexpected exception become `500 internal_error`).
+HTTP edge raises these (or lets an unexpected exception become `500 internal_error`). A sandbox
+backend raises neutral errors (`service.sandbox.errors`); `contract()` below is the one mapping of
+those to these.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from service.sandbox import errors as sandbox
 
 
 class DockyardError(Exception):
@@ -184,3 +188,31 @@ class GitHubError(DockyardError):
 
 class GitHubNotConfigured(InvalidRequest):
     code = "github_not_configured"
+
+
+# --- the sandbox backend's neutral failures → the contract -----------------------------------
+
+_SANDBOX: tuple[tuple[type[sandbox.SandboxError], type[DockyardError]], ...] = (
+    (sandbox.BackendUnavailable, DockerUnavailable),  # the contract keeps the code docker_unavailable
+    (sandbox.SandboxGone, JobNotReady),
+    (sandbox.ImageNotBuilt, ImageMissing),
+    (sandbox.WorkspaceTooLarge, PayloadTooLarge),
+    (sandbox.SandboxError, SandboxFailed),
+)
+
+
+def contract(e: DockyardError | sandbox.SandboxError) -> DockyardError:
+    """The contract's typed error for a failure: a DockyardError as it is, a backend's neutral
+    error as the one it stands for (the neutral one as its cause)."""
+    if isinstance(e, DockyardError):
+        return e
+    for neutral, typed in _SANDBOX:
+        if isinstance(e, neutral):
+            mapped = typed(e.message, e.details)
+            mapped.__cause__ = e
+            return mapped
+    raise AssertionError("unreachable: SandboxError is the last row")  # pragma: no cover
+
+
+# Every typed failure below the HTTP edge: `except FAILURES as e` then `contract(e)` for its code.
+FAILURES: tuple[type[DockyardError], type[sandbox.SandboxError]] = (DockyardError, sandbox.SandboxError)

@@ -13,12 +13,8 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import docker
-import docker.errors
 
 from service.settings import ImagesConfig, ImageSpec, Settings
 
@@ -83,7 +79,7 @@ def resolve_images(cfg: ImagesConfig, config_path: Path, settings: Settings) -> 
     return resolved
 
 
-def _context_tar(image: ResolvedImage, extra_ca: Path | None) -> io.BytesIO:
+def context_tar(image: ResolvedImage, extra_ca: Path | None) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for f in _context_files(image.context_dir):
@@ -96,63 +92,3 @@ def _context_tar(image: ResolvedImage, extra_ca: Path | None) -> io.BytesIO:
         tar.addfile(info, io.BytesIO(ca))
     buf.seek(0)
     return buf
-
-
-def missing_images(client: docker.DockerClient, images: dict[str, ResolvedImage]) -> list[str]:
-    missing = []
-    for img in images.values():
-        try:
-            client.images.get(img.tag)
-        except docker.errors.ImageNotFound:
-            missing.append(img.tag)
-    return missing
-
-
-def build_images(
-    client: docker.DockerClient,
-    images: dict[str, ResolvedImage],
-    *,
-    extra_ca: Path | None,
-    only: set[str] | None = None,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-) -> dict[str, str]:
-    """Build what is missing (all of `only` and their parents). Returns name → 'built'|'cached'."""
-    wanted = set(images) if not only else set()
-    for name in only or ():
-        while name:
-            wanted.add(name)
-            name = images[name].spec.parent or ""
-    outcome: dict[str, str] = {}
-    for name, img in images.items():
-        if name not in wanted:
-            continue
-        if not force:
-            try:
-                client.images.get(img.tag)
-                outcome[name] = "cached"
-                log(f"{img.tag}: up to date")
-                continue
-            except docker.errors.ImageNotFound:
-                pass
-        log(f"{img.tag}: building from {img.context_dir}")
-        stream = client.api.build(
-            fileobj=_context_tar(img, extra_ca),
-            custom_context=True,
-            dockerfile=img.spec.dockerfile,
-            tag=img.tag,
-            buildargs=img.build_args,
-            labels={"dockyard.image": name, "dockyard.content-hash": img.tag.split(":")[1]},
-            rm=True,
-            forcerm=True,
-            pull=False,
-            decode=True,
-        )
-        for chunk in stream:
-            if "error" in chunk:
-                raise RuntimeError(f"building {img.tag} failed: {chunk['error'].strip()}")
-            text = chunk.get("stream", "").rstrip()
-            if text:
-                log(f"  {text}")
-        outcome[name] = "built"
-    return outcome

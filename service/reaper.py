@@ -28,17 +28,12 @@ from pathlib import Path
 from service import metrics
 from service.audit import SYSTEM, AuditEntry
 from service.clone import sweep_work
-from service.errors import DockerUnavailable, DockyardError
+from service.errors import FAILURES
 from service.jobs import JobService
 from service.logging import get_logger
-from service.sandbox.docker import (
-    INSTANCE_LABEL,
-    JOB_LABEL,
-    DockerBackend,
-    ManagedContainer,
-    ManagedVolume,
-    container_name,
-)
+from service.sandbox.backend import BoxInfo, SandboxBackend, VolumeInfo
+from service.sandbox.errors import BackendUnavailable
+from service.sandbox.labels import INSTANCE_LABEL, JOB_LABEL, box_name
 from service.store import LIVE_STATUSES, JobRecord, now
 
 log = get_logger(__name__)
@@ -64,7 +59,7 @@ def instance_id(state_dir: Path) -> str:
 
 
 class Reaper:
-    def __init__(self, jobs: JobService, backend: DockerBackend, instance: str, interval_s: float):
+    def __init__(self, jobs: JobService, backend: SandboxBackend, instance: str, interval_s: float):
         self.jobs = jobs
         self.store = jobs.store
         self.backend = backend
@@ -92,7 +87,7 @@ class Reaper:
     # --- one pass ------------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """One reconcile + reap pass. Raises DockerUnavailable when the engine is away."""
+        """One reconcile + reap pass. Raises BackendUnavailable when the backend is away."""
         await self._sweep_work()
         # Jobs first, then the engine: a box listed later than its job can only be newer.
         live = await self.store.list_jobs(statuses=list(LIVE_STATUSES), limit=1_000_000)
@@ -118,13 +113,13 @@ class Reaper:
         (an engine that is away ends the pass)."""
         try:
             await step
-        except DockerUnavailable:
+        except BackendUnavailable:
             raise
-        except DockyardError as e:
+        except FAILURES as e:
             log.warning("reconcile_step_failed", job_id=job_id, error=e.message)
 
-    async def _check_job(self, job: JobRecord, by_name: dict[str, ManagedContainer]) -> None:
-        box = by_name.get(container_name(job.id))
+    async def _check_job(self, job: JobRecord, by_name: dict[str, BoxInfo]) -> None:
+        box = by_name.get(box_name(job.id))
         if job.status == "creating":
             if job.created_at.timestamp() < self.started_at:
                 await self.jobs.fail_interrupted(job.id)
@@ -150,23 +145,23 @@ class Reaper:
         if removed:
             log.info("work_swept", removed=removed)
 
-    async def _sweep_container(self, c: ManagedContainer) -> None:
+    async def _sweep_container(self, c: BoxInfo) -> None:
         if not await self._ours(c.labels):
             return
         job_id = c.labels.get(JOB_LABEL)
         job = await self._live(job_id)  # read again: a job may have started since the listing
         if job is not None:
-            if c.name == container_name(job.id):
+            if c.name == box_name(job.id):
                 return  # the job's own box (checked above)
             if c.created >= self.started_at - 1:
                 return  # a linter box of a live job, made by this process: in flight
         await self._remove_orphan(job_id, container=c)
 
-    async def _sweep_volume(self, v: ManagedVolume) -> None:
+    async def _sweep_volume(self, v: VolumeInfo) -> None:
         if not await self._ours(v.labels):
             return
         job = await self._live(v.labels.get(JOB_LABEL))
-        if job is not None and v.name == (job.volume or container_name(job.id)):
+        if job is not None and v.name == (job.volume or box_name(job.id)):
             return
         await self._remove_orphan(v.labels.get(JOB_LABEL), volume=v)
 
@@ -174,8 +169,8 @@ class Reaper:
         self,
         job_id: str | None,
         *,
-        container: ManagedContainer | None = None,
-        volume: ManagedVolume | None = None,
+        container: BoxInfo | None = None,
+        volume: VolumeInfo | None = None,
     ) -> None:
         what = "container" if container is not None else "volume"
         name = container.name if container is not None else volume.name if volume is not None else "?"
@@ -183,9 +178,9 @@ class Reaper:
             await self.backend.destroy(
                 container.id if container is not None else None, volume.name if volume is not None else None
             )
-        except DockerUnavailable:
+        except BackendUnavailable:
             raise
-        except DockyardError as e:  # e.g. a volume still in use by a box being removed: next pass
+        except FAILURES as e:  # e.g. a volume still in use by a box being removed: next pass
             log.warning("orphan_removal_failed", job_id=job_id, name=name, error=e.message)
             return
         await self.store.audit(
@@ -206,7 +201,7 @@ class Reaper:
         """The start-up reconcile; an engine that is away leaves it to the loop."""
         try:
             await asyncio.wait_for(self.tick(), timeout_s)
-        except (DockerUnavailable, TimeoutError) as e:
+        except (BackendUnavailable, TimeoutError) as e:
             self._engine_down = True
             log.warning("reconcile_deferred", error=str(e) or type(e).__name__)
 
@@ -218,7 +213,7 @@ class Reaper:
                 if self._engine_down:
                     log.info("engine_back")
                 self._engine_down = False
-            except DockerUnavailable as e:
+            except BackendUnavailable as e:
                 if not self._engine_down:
                     log.warning("reaper_engine_unavailable", error=e.message)
                 self._engine_down = True

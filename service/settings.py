@@ -102,7 +102,10 @@ class Settings(BaseSettings):
     github_commit_author_email: str = "dockyard[bot]@users.noreply.github.com"
 
     # Operational knobs beyond the contract's table (all optional).
-    # Engine workers, one bounded pool each, so no kind of call can starve another (see sandbox/docker.py).
+    # Where boxes run (service/sandbox/: make_backend). Only the Docker engine so far.
+    backend: Literal["docker"] = Field("docker", description="sandbox backend: where job boxes run")
+    # Engine workers, one bounded pool each, so no kind of call can starve another (see
+    # sandbox/docker/engine.py).
     docker_exec_threads: int = Field(16, ge=1, description="engine workers for tool execs in job boxes")
     docker_run_threads: int = Field(4, ge=1, description="engine workers for one-shot boxes (linters)")
     docker_control_threads: int = Field(8, ge=2, description="engine workers for job box lifecycle/control")

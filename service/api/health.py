@@ -9,7 +9,7 @@ from aiohttp import web
 
 from service.api.routing import actor, answer
 from service.app_keys import BACKEND, JOBS
-from service.errors import DockyardError
+from service.errors import FAILURES
 from service.models import ConfigView, Health, ImageInfo, ImagesResult, LanguageInfo, LinterInfo
 
 
@@ -25,7 +25,7 @@ async def _present(request: web.Request) -> dict[str, bool] | None:
         await asyncio.wait_for(backend.ping(), timeout=5)
         tags = [img.tag for img in images.values()]
         found = await asyncio.gather(*(backend.image_present(t) for t in tags))
-    except (DockyardError, TimeoutError):
+    except (*FAILURES, TimeoutError):
         return None
     return dict(zip(tags, found, strict=True))
 

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Middleware
 from service.api.routing import ACTOR_KEY, Handler, Route
 from service.app_keys import JOBS
 from service.audit import Actor
-from service.errors import DockyardError, Forbidden, Unauthorized
+from service.errors import FAILURES, Forbidden, Unauthorized, contract
 from service.logging import get_logger
 from service.models import ErrorBody, ErrorResponse
 from service.settings import TokenInfo, token_fingerprint
@@ -60,7 +60,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         structlog.contextvars.bind_contextvars(job_id=job_id)
     try:
         response = await handler(request)
-    except DockyardError as e:
+    except FAILURES as failure:
+        e = contract(failure)  # a backend's neutral error as the contract's (the one mapping)
         if e.status >= 500:
             log.warning("request_failed", code=e.code, error=e.message, path=request.path)
         response = error_response(e.status, e.code, e.message, e.details, e.headers())

@@ -24,13 +24,13 @@ from service.env.cache import CacheEntry, EnvCache
 from service.env.egress import Egress
 from service.env.manifests import Ecosystem, ManifestError, Manifests, collect
 from service.env.policy import Plan, Refusal, plan
-from service.errors import DockyardError
+from service.errors import FAILURES, contract
 from service.jobs import JobService
 from service.lint.runner import ToolEnv
 from service.logging import get_logger
 from service.models import EnvRefusal, EnvState
 from service.sandbox.backend import EnvRunSpec, ExecResult, VolumeMount
-from service.sandbox.docker import MANAGED_LABEL
+from service.sandbox.labels import MANAGED_LABEL
 from service.settings import Limits
 from service.store import JobRecord
 
@@ -86,7 +86,7 @@ class EnvService:
             for v in await self.backend.env_volumes(f"{ENV_INSTANCE_LABEL}={self.instance}"):
                 if v.name not in ready:
                     await self.backend.env_volume_remove(v.name)
-        except DockyardError as e:  # an engine away at start: the next build cleans up after itself
+        except FAILURES as e:  # an engine away at start: the next build cleans up after itself
             log.warning("env_cleanup_failed", error=e.message)
 
     async def close(self) -> None:
@@ -95,7 +95,7 @@ class EnvService:
         await asyncio.gather(*self._builds.values(), return_exceptions=True)
         try:
             await self.egress.close(f"{ENV_INSTANCE_LABEL}={self.instance}")
-        except DockyardError as e:
+        except FAILURES as e:
             log.warning("env_close_failed", error=e.message)
         if self._cache is not None:
             await self._cache.close()
@@ -121,7 +121,7 @@ class EnvService:
                 continue
             try:
                 state = await self._hit(job.env_key)
-            except DockyardError:
+            except FAILURES:
                 continue
             if state is not None:
                 self._states.setdefault(job.env_key, state)
@@ -186,7 +186,7 @@ class EnvService:
             return self._states[key]
         try:
             hit = await self._hit(key)
-        except DockyardError as e:  # the engine or the cache away: no environment, the job goes on
+        except FAILURES as e:  # the engine or the cache away: no environment, the job goes on
             return self._for_job(
                 job_id,
                 EnvState(
@@ -276,7 +276,7 @@ class EnvService:
                 state = self._from_entry(entry)
             except _BuildFailed as e:
                 state = await self._failed(key, m.ecosystem, volume, e.reason, refused, t0)
-            except DockyardError as e:
+            except FAILURES as e:
                 state = await self._failed(key, m.ecosystem, volume, e.message, refused, t0)
             except asyncio.CancelledError:
                 await self._drop_volume(volume)
@@ -309,7 +309,7 @@ class EnvService:
     async def _drop_volume(self, volume: str) -> None:
         try:
             await self.backend.env_volume_remove(volume)
-        except DockyardError as e:
+        except FAILURES as e:
             log.warning("env_volume_remove_failed", volume=volume, error=e.message)
 
     def _limits(self, timeout_s: float) -> Limits:
@@ -437,8 +437,8 @@ class EnvService:
         )
         try:
             result = await self.backend.env_run(spec)
-        except DockyardError as e:
-            await self._audit(job_id, key, step, argv, None, e.code, image)
+        except FAILURES as e:
+            await self._audit(job_id, key, step, argv, None, contract(e).code, image)
             raise
         await self._audit(job_id, key, step, argv, result, result.outcome, image)
         return result
@@ -516,7 +516,7 @@ class EnvService:
                 continue
             try:
                 await self.backend.env_volume_remove(e.volume)
-            except DockyardError:
+            except FAILURES:
                 continue  # still mounted by a box: next time
             await self.cache.delete(e.key)
             self._states.pop(e.key, None)

@@ -31,12 +31,13 @@ from dataclasses import dataclass, replace
 
 from service.audit import Actor, AuditEntry
 from service.errors import (
-    DockyardError,
+    FAILURES,
     FileNotFound,
     JobNotReady,
     PathOutsideWorkspace,
     PayloadTooLarge,
     SandboxFailed,
+    contract,
 )
 from service.jobs import JobService
 from service.lint.detect import Pick, Skip, interpreter, rule_files, select
@@ -54,7 +55,7 @@ from service.models import (
     ListDirectoryResult,
 )
 from service.sandbox.backend import ExecResult, RunSpec, VolumeMount
-from service.sandbox.docker import SandboxGone
+from service.sandbox.errors import SandboxGone
 from service.settings import Limits
 from service.store import JobRecord
 from service.tools.call import ExecCall
@@ -388,7 +389,7 @@ class LintService:
         for box in boxes.values():
             try:
                 await self.jobs.backend.destroy(box.container_id, None)
-            except DockyardError as e:  # the reaper removes what is left of an ended job
+            except FAILURES as e:  # the reaper removes what is left of an ended job
                 log.warning("linter_box_remove_failed", job_id=job_id, error=e.message)
 
     async def _in_box(
@@ -458,7 +459,7 @@ class LintService:
         mounts = (VolumeMount(env.volume, ENV_ROOT),) if env else ()
         try:
             result = await self._in_box(job, pick, image, limits, mounts, argv, spec_env, 30, 64 * 1024)
-        except DockyardError:
+        except FAILURES:
             return Tool("image", None)  # not cached: the run itself reports what is wrong
         lines = [ln.strip() for ln in result.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
         source = "repo" if lines[:1] == ["repo"] else "image"
@@ -597,8 +598,8 @@ class LintService:
             result = await self._in_box(
                 job, pick, image, limits, mounts, run_argv, env, limits.lint_timeout_s, cap
             )
-        except DockyardError as e:
-            await self._audit(job, pick, actor, run_argv, None, e.code, base=base)
+        except FAILURES as e:
+            await self._audit(job, pick, actor, run_argv, None, contract(e).code, base=base)
             return _Outcome(None, [], e.message)
         stdout = result.stdout.decode("utf-8", "replace")
         stderr = result.stderr.decode("utf-8", "replace")

@@ -100,9 +100,25 @@ class EnvRunSpec:
 
 
 @dataclass(frozen=True)
-class EnvVolume:
+class VolumeInfo:
+    """A volume the backend made (listed by label)."""
+
     name: str
     labels: dict[str, str]
+
+
+EnvVolume = VolumeInfo  # a dependency environment's volume
+
+
+@dataclass(frozen=True)
+class BoxInfo:
+    """A box the backend made, running or not (listed by label: reconcile after a restart)."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    running: bool
+    created: float  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -137,13 +153,23 @@ class ExecResult:
 
 
 class SandboxBackend(Protocol):
-    async def ping(self) -> None: ...
+    """Everything the service needs from wherever boxes run. Failures are the neutral errors of
+    `service.sandbox.errors` (BackendUnavailable, SandboxGone, ImageNotBuilt, …); a box's name and
+    its labels are `service.sandbox.labels`'."""
+
+    async def ping(self) -> None:
+        """Raises BackendUnavailable when the backend does not answer."""
+        ...
+
+    async def image_present(self, tag: str) -> bool: ...
 
     async def create(self, spec: BoxSpec, workspace_tar: Path) -> Box: ...
 
     async def exec(
         self, container_id: str, argv: list[str], *, stdin: bytes | None, timeout_s: float, output_cap: int
-    ) -> ExecResult: ...
+    ) -> ExecResult:
+        """One command in a running box; SandboxGone when the box is not there or not running."""
+        ...
 
     async def open_helper(self, container_id: str) -> HelperStream:
         """Start the box's long-lived tool helper (`dockyard-tool serve`) and stream to it."""
@@ -156,6 +182,10 @@ class SandboxBackend(Protocol):
         ...
 
     async def is_running(self, container_id: str) -> bool: ...
+
+    async def list_managed(self) -> tuple[list[BoxInfo], list[VolumeInfo]]:
+        """Every box (running or not) and volume labelled dockyard.managed, any instance's."""
+        ...
 
     async def logs(self, container_id: str, max_bytes: int) -> bytes: ...
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 from service.audit import Actor, AuditEntry
-from service.errors import DockyardError
+from service.errors import FAILURES, contract
 from service.jobs import JobService
 from service.logging import get_logger
 from service.models import (
@@ -334,7 +334,7 @@ class TestService:
             try:
                 caps = replace(self.jobs.caps, read=CONFIG_READ_CAP)
                 answer = await self.jobs.run_tool(job.id, READ_FILE, req, actor, caps=caps)
-            except DockyardError:
+            except FAILURES:
                 return name, None  # unreadable (binary, a link out): it decides nothing
             return name, answer.content
 
@@ -400,8 +400,8 @@ class TestService:
         try:
             async with jobs.limiter.slot(actor, "run"):
                 result = await jobs.backend.run(spec)
-        except DockyardError as e:
-            await self._audit(job, actor, run_argv, None, e.code, at, sel)
+        except FAILURES as e:
+            await self._audit(job, actor, run_argv, None, contract(e).code, at, sel)
             return _Run(None, Report(), error=e.message)
         stdout = result.stdout.decode("utf-8", "replace")
         tool, stderr = box.split_tool(result.stderr.decode("utf-8", "replace"))

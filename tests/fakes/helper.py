@@ -74,3 +74,55 @@ class FakeHelper:
     async def close(self) -> None:
         self.closed = True
         self.more.set()
+
+
+class FilesHelper(FakeHelper):
+    """The fake helper over a dict of files: read_file and write_file as the real helper answers
+    them (enough for the job service's own tests); other ops answer `unknown_op`."""
+
+    def __init__(self, files: dict[str, bytes]):
+        super().__init__()
+        self.files = files
+
+    async def _handle(self, head: dict[str, Any], body: bytes) -> None:
+        import hashlib
+
+        op, rid, args = head["op"], head["id"], head.get("args", {})
+        self.seen.append(op)
+        if op == "ping":
+            self._emit({"id": rid, "ok": True, "result": {}})
+        elif op == "read_file" and args["path"] in self.files:
+            data = self.files[args["path"]]
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+            result = {
+                "total_lines": lines,
+                "size_bytes": len(data),
+                "start_line": 1 if lines else 0,
+                "end_line": lines,
+                "truncated": False,
+                "content_sha256": hashlib.sha256(data).hexdigest(),
+            }
+            self._emit({"id": rid, "ok": True, "result": result}, data)
+        elif op == "read_file":
+            error = {
+                "code": "file_not_found",
+                "message": f"no such file: {args['path']}",
+                "details": {"path": args["path"]},
+            }
+            self._emit({"id": rid, "ok": False, "error": error})
+        elif op == "write_file":
+            before = self.files.get(args["path"])
+            self.files[args["path"]] = body
+            result = {
+                "bytes_written": len(body),
+                "created": before is None,
+                "mode": "100644",
+                "ignored": False,
+                "content_sha256": hashlib.sha256(body).hexdigest(),
+                "before_sha256": None if before is None else hashlib.sha256(before).hexdigest(),
+            }
+            self._emit({"id": rid, "ok": True, "result": result})
+        else:
+            self._emit(
+                {"id": rid, "ok": False, "error": {"code": "unknown_op", "message": op, "details": {}}}
+            )

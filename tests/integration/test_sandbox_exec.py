@@ -15,10 +15,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from service.errors import PayloadTooLarge, SandboxFailed
 from service.images import resolve_images
 from service.sandbox.backend import Box, BoxSpec
-from service.sandbox.docker import DockerBackend, SandboxGone
+from service.sandbox.docker import DockerBackend
+from service.sandbox.errors import SandboxError, SandboxGone, WorkspaceTooLarge
 from service.settings import Limits, Settings, load_images_config
 
 pytestmark = pytest.mark.docker
@@ -244,7 +244,7 @@ async def test_unpack_refuses_a_member_outside_the_workspace(backend: DockerBack
         info.size = 3
         tar.addfile(info, io.BytesIO(b"bad"))
     spec = box_spec("test_evil_")
-    with pytest.raises(SandboxFailed, match="unpacking the workspace failed"):
+    with pytest.raises(SandboxError, match="unpacking the workspace failed"):
         await backend.create(spec, tar_path)
     assert leftovers(f"dockyard-{spec.job_id}") == []
 
@@ -259,7 +259,7 @@ async def test_over_the_disk_cap_is_payload_too_large_and_nothing_is_left(
             info.size = 7 << 20
             tar.addfile(info, io.BytesIO(bytes(info.size)))
     spec = box_spec("test_full_", disk_mb=16)
-    with pytest.raises(PayloadTooLarge, match="16 MB"):
+    with pytest.raises(WorkspaceTooLarge, match="16 MB"):
         await backend.create(spec, tar_path)
     assert leftovers(f"dockyard-{spec.job_id}") == []
 
@@ -303,7 +303,7 @@ def test_output_sent_with_the_exec_start_headers_is_kept(tmp_path: Path) -> None
     import struct
     import threading
 
-    from service.sandbox.exec import _start_exec, pump
+    from service.sandbox.docker.execs import _start_exec, pump
 
     path = str(tmp_path / "engine.sock")
     server = socket.socket(socket.AF_UNIX)

@@ -13,9 +13,9 @@ import pytest
 
 from service.env.cache import CacheEntry, EnvCache
 from service.env.service import EnvService
-from service.errors import SandboxFailed
 from service.jobs import JobService
 from service.sandbox.backend import EnvRunSpec, EnvVolume, ExecResult
+from service.sandbox.errors import BackendRefused
 from service.settings import Settings
 
 
@@ -38,7 +38,7 @@ class FakeBackend:
 
     async def env_volume_remove(self, name: str) -> None:
         if name in self.busy:
-            raise SandboxFailed("volume in use", {})
+            raise BackendRefused("volume in use", {})
         self.volumes.pop(name, None)
         self.removed.append(name)
 

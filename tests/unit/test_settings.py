@@ -152,3 +152,22 @@ def test_config_errors_name_the_key(tmp_path: Path, mutate, message: str) -> Non
 def test_config_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="DOCKYARD_IMAGES_CONFIG"):
         load_images_config(tmp_path / "nope.toml")
+
+
+async def test_the_backend_is_chosen_by_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydantic
+
+    from service.sandbox import make_backend
+    from service.sandbox.docker import DockerBackend
+
+    assert Settings(state_dir=tmp_path).backend == "docker"
+    monkeypatch.setenv("DOCKYARD_BACKEND", "kubernetes")
+    with pytest.raises(pydantic.ValidationError, match="backend"):
+        Settings(state_dir=tmp_path)  # not one we have: refused at start, never a late surprise
+    monkeypatch.setenv("DOCKYARD_BACKEND", "docker")
+    backend = make_backend(Settings(state_dir=tmp_path, job_exec_concurrency=3), instance="dy-x")
+    try:
+        assert isinstance(backend, DockerBackend)
+        assert backend._job_exec_slots == 3 and backend._own_labels["dockyard.instance"] == "dy-x"
+    finally:
+        await backend.close()

@@ -1,8 +1,7 @@
-"""The job service: a job's life (create → ready → destroyed | failed) and every exec in its box.
+"""A job's life: admission, create (clone → box → ready), delete, reap, vanish, its logs.
 
-Handlers call this; it owns the rules (caps, states, clamping, audit records) and drives the
-clone, the sandbox backend and the store. Every exec goes through `run_tool`, which records the
-exec in the audit log whatever its outcome.
+Owns the rules (caps, states, clamping) and drives the clone, the sandbox backend and the store;
+each end (destroyed, failed, reaped) is one transaction with its audit record.
 """
 
 from __future__ import annotations
@@ -10,51 +9,41 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
 from service.audit import SYSTEM, Actor, AuditEntry
-from service.channel.helper import ChannelClosed, Channels, HelperChannel, Reply
 from service.clone import CloneCaps, build_tar, clone, detect_language, remove_tree, work_dir_for
 from service.clone_policy import redact_url, vet_clone_url
 from service.errors import (
+    FAILURES,
     CloneSourceForbidden,
-    DockerUnavailable,
     DockyardError,
     GitHubNotConfigured,
     HostCapacity,
     InvalidRequest,
     JobNotFound,
     JobNotReady,
-    SandboxFailed,
     TooManyJobs,
+    contract,
 )
 from service.events import EventHub
 from service.github.client import CloneAuth, GitHubApp, RepoId
-from service.images import ResolvedImage, resolve_images
+from service.jobs.config import ImageConfig
+from service.jobs.environments import Environments
 from service.logging import get_logger
 from service.models import EnvState, JobCreate
-from service.sandbox.backend import BoxSpec, ExecResult, SandboxBackend, box_memory_mb
-from service.sandbox.docker import SandboxGone
-from service.settings import ConfigError, ImagesConfig, Limits, Settings, load_images_config
+from service.sandbox.backend import BoxSpec, SandboxBackend, box_memory_mb
+from service.sandbox.errors import BackendRefused, SandboxGone
+from service.sandbox.labels import box_name
+from service.settings import Limits, Settings
 from service.store import JobRecord, Store, now
-from service.tenants import TenantLimiter, can_see
-from service.tools.call import Caps, ExecCall, HelperCall
-from service.tools.ops import refusal
-from service.tools.registry import Tool
-
-if TYPE_CHECKING:
-    from service.env.service import EnvService
+from service.tenants import can_see
 
 log = get_logger(__name__)
-T = TypeVar("T")
-Req = TypeVar("Req")
-Res = TypeVar("Res")
 
 VANISHED = "the job's container vanished behind the service's back (removed or stopped outside dockyard)"
 
@@ -63,21 +52,20 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(8)
 
 
-@dataclass
-class ImageState:
-    """The ops config and the content-hash tags it resolves to (swapped whole on reload)."""
+def not_ready(job: JobRecord) -> JobNotReady:
+    return JobNotReady(
+        f"job {job.id} is {job.status}" + (f": {job.error}" if job.error else ""),
+        {"job_id": job.id, "status": job.status},
+    )
 
-    config: ImagesConfig
-    images: dict[str, ResolvedImage]
 
-
-class JobService:
+class Lifecycle:
     def __init__(
         self,
         settings: Settings,
         store: Store,
         backend: SandboxBackend,
-        images: ImageState,
+        config: ImageConfig,
         hub: EventHub,
         github: GitHubApp | None = None,
     ):
@@ -85,14 +73,8 @@ class JobService:
         self.settings = settings
         self.store = store
         self.backend = backend
-        self.images = images
+        self._config = config
         self.hub = hub
-        self.limiter = TenantLimiter.from_settings(settings)
-        self.caps = Caps(
-            read=settings.read_cap_bytes, write=settings.write_cap_bytes, output=settings.output_cap_bytes
-        )
-        # One helper per box, over one long-lived exec; its frames are bounded by the output cap.
-        self.channels = Channels(backend.open_helper, max_body=settings.output_cap_bytes + (1 << 20))
         self._create_lock = asyncio.Lock()
         self._job_locks: dict[str, asyncio.Lock] = {}
         self._builds: set[asyncio.Future[JobRecord]] = set()
@@ -106,41 +88,16 @@ class JobService:
         # More of the same, for services holding per-job state (test runs' base cache). Same rules.
         self.end_hooks: list[Callable[[str], None]] = []
         # Dependency environments (service/env/), set by the app; None: jobs get no /env.
-        self.env: EnvService | None = None
+        self.env: Environments | None = None
         # awaited before a job's box and volume are removed (its linter boxes mount that volume)
         self.on_closing: list[Callable[[str], Awaitable[None]]] = []
 
-    async def reload_config(self, actor: Actor) -> ImageState:
-        """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
-        path = self.settings.images_config
-
-        def load() -> ImageState:
-            cfg = load_images_config(path)
-            return ImageState(cfg, resolve_images(cfg, path, self.settings))
-
-        try:
-            state = await asyncio.to_thread(load)
-        except ConfigError as e:
-            await self.store.audit(
-                AuditEntry(actor=actor, action="config.reload", outcome="error", details={"error": str(e)})
-            )
-            raise InvalidRequest(
-                f"config not reloaded, the running one stays: {e}", {"path": str(path)}
-            ) from e
-        self.images = state
-        await self.store.audit(
-            AuditEntry(
-                actor=actor,
-                action="config.reload",
-                outcome="ok",
-                details={"path": str(path), "images": {n: i.tag for n, i in state.images.items()}},
-            )
-        )
-        log.info("config_reloaded", path=str(path))
-        return state
-
-    def _lock(self, job_id: str) -> asyncio.Lock:
+    def lock(self, job_id: str) -> asyncio.Lock:
         return self._job_locks.setdefault(job_id, asyncio.Lock())
+
+    def held(self, job_id: str) -> asyncio.Lock | None:
+        """The job's lock when one was made (an end in flight holds it); None otherwise."""
+        return self._job_locks.get(job_id)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -156,10 +113,10 @@ class JobService:
         if job.status == "ready" and job.container_id:
             try:
                 running = await self.backend.is_running(job.container_id)
-            except DockyardError:
+            except FAILURES:
                 return job  # engine away: report what we know; /readyz says the rest
             if not running:
-                job = await self._mark_vanished(job)
+                job = await self.vanished(job)
         return job
 
     async def authorize(self, job_id: str, actor: Actor) -> None:
@@ -182,7 +139,8 @@ class JobService:
 
     def footprint_mb(self, limits: dict[str, Any]) -> int:
         """Host memory a job may hold: its box's memory limit (processes, workspace tmpfs, /tmp)."""
-        return box_memory_mb(Limits.of_job(limits), self.images.config.limits.tmp_mb, writes_workspace=True)
+        tmp_mb = self._config.state.config.limits.tmp_mb
+        return box_memory_mb(Limits.of_job(limits), tmp_mb, writes_workspace=True)
 
     async def _admit(self, job: JobRecord, actor: Actor) -> None:
         """Refuse (429) a job over the service's, its tenant's or the host's capacity."""
@@ -225,7 +183,7 @@ class JobService:
     # --- create --------------------------------------------------------------------------------
 
     async def create(self, req: JobCreate, actor: Actor) -> JobRecord:
-        cfg = self.images.config
+        cfg = self._config.state.config
         if (req.repo is None) == (req.clone_url is None):
             raise InvalidRequest("give exactly one of repo (owner/name) and clone_url", {})
         if req.repo is not None:
@@ -282,7 +240,7 @@ class JobService:
         return await asyncio.shield(build)
 
     async def _locked_build(self, job: JobRecord, source: CloneAuth | None, actor: Actor) -> JobRecord:
-        async with self._lock(job.id):
+        async with self.lock(job.id):
             return await self._build(job, source, actor)
 
     async def drain(self, timeout_s: float) -> None:
@@ -299,7 +257,8 @@ class JobService:
         return source
 
     async def _build(self, job: JobRecord, vetted: CloneAuth | None, actor: Actor) -> JobRecord:
-        cfg = self.images.config
+        cfg = self._config.state.config
+        images = self._config.state.images
         work = await asyncio.to_thread(work_dir_for, self.work_root, job.id)
         container_id: str | None = None
         volume: str | None = None
@@ -340,7 +299,7 @@ class JobService:
                 language = await asyncio.to_thread(
                     detect_language, checkout.path, cfg.languages, cfg.default_language
                 )
-            image = self.images.images[cfg.languages[language].image].tag
+            image = images[cfg.languages[language].image].tag
             uid, _, gid = self.settings.sandbox_user.partition(":")
             # Manifests are read out of the checkout now (it is deleted below); the build goes on in
             # the background. The job box gets /env only when it is ready already (a cache hit).
@@ -396,20 +355,19 @@ class JobService:
             log.info("job_ready", job_id=job.id, image=image, base_sha=checkout.base_sha)
             return await self.get(job.id)
         except BaseException as e:
-            message = (
-                e.message if isinstance(e, DockyardError) else f"job creation failed: {type(e).__name__}"
-            )
+            failure = contract(e) if isinstance(e, FAILURES) else None
+            message = failure.message if failure is not None else f"job creation failed: {type(e).__name__}"
             if container_id:
                 try:
                     await self.backend.destroy(container_id, volume)
-                except DockyardError:
+                except FAILURES:
                     log.warning("cleanup_failed", job_id=job.id, container_id=container_id)
             await self.store.update_job(
                 job.id,
                 audit=AuditEntry(
                     actor=actor,
                     action="job.create",
-                    outcome=e.code if isinstance(e, DockyardError) else "error",
+                    outcome=failure.code if failure is not None else "error",
                     job_id=job.id,
                     details={"repo": job.clone_url, "ref": job.ref, "error": message},
                 ),
@@ -426,7 +384,7 @@ class JobService:
     # --- delete --------------------------------------------------------------------------------
 
     async def delete(self, job_id: str, actor: Actor) -> None:
-        async with self._lock(job_id):
+        async with self.lock(job_id):
             job = await self.get(job_id)
             if job.status == "destroyed":
                 return
@@ -464,15 +422,11 @@ class JobService:
             await self._save_logs(job)
         for hook in self.on_closing:
             await hook(job.id)
-        if job.container_id:
-            await self.channels.drop(job.container_id)  # its helper ends with the box anyway
         try:
             # A lint or test box still running mounts the volume: it goes first, whoever made it.
             await self.backend.remove_job_boxes(job.id)
-            await self.backend.destroy(
-                job.container_id or f"dockyard-{job.id}", job.volume or f"dockyard-{job.id}"
-            )
-        except DockyardError:
+            await self.backend.destroy(job.container_id or box_name(job.id), job.volume or box_name(job.id))
+        except FAILURES:
             if not best_effort:
                 raise
             log.warning("cleanup_failed", job_id=job.id)
@@ -490,7 +444,7 @@ class JobService:
     async def reap(self, job_id: str) -> bool:
         """The TTL reaper: remove an expired job's box; `reap` is audited with the state change.
         A job busy with a request (its lock held) is left for the next pass."""
-        lock = self._lock(job_id)
+        lock = self.lock(job_id)
         if lock.locked():
             return False
         async with lock:
@@ -508,7 +462,7 @@ class JobService:
 
     async def fail_interrupted(self, job_id: str) -> None:
         """A job left `creating` by a service that died mid-create: failed, leftovers removed."""
-        async with self._lock(job_id):
+        async with self.lock(job_id):
             job = await self.get(job_id)
             if job.status != "creating":
                 return
@@ -520,7 +474,7 @@ class JobService:
             log.warning("job_interrupted", job_id=job.id)
 
     async def mark_vanished(self, job_id: str) -> JobRecord:
-        return await self._mark_vanished(await self.get(job_id))
+        return await self.vanished(await self.get(job_id))
 
     def log_path(self, job_id: str) -> Path:
         return self._logs_dir / f"{job_id}.log"
@@ -529,7 +483,7 @@ class JobService:
         assert job.container_id is not None
         try:
             data = await self.backend.logs(job.container_id, 1024 * 1024)
-        except DockyardError:
+        except FAILURES:
             return
         if data:
             await asyncio.to_thread(self.log_path(job.id).write_bytes, data)
@@ -540,7 +494,7 @@ class JobService:
         if job.status == "ready" and job.container_id:
             try:
                 data = await self.backend.logs(job.container_id, 1024 * 1024)
-            except SandboxFailed:  # the box is being removed right now: what was saved at its end
+            except (BackendRefused, SandboxGone):  # the box is being removed: what was saved at its end
                 data = None
         if data is None:
             path = self.log_path(job.id)
@@ -559,215 +513,9 @@ class JobService:
             )
         return data
 
-    # --- exec ----------------------------------------------------------------------------------
-
-    async def ready_job(self, job_id: str) -> JobRecord:
-        job = await self.get(job_id)
-        if job.status != "ready" or not job.container_id:
-            raise self._not_ready(job)
-        return job
-
-    @staticmethod
-    def _path(path: str | None) -> dict[str, Any]:
-        return {"path": path} if path is not None else {}
-
-    async def run_tool(
-        self, job_id: str, tool: Tool[Req, Res], req: Req, actor: Actor, *, caps: Caps | None = None
-    ) -> Res:
-        """One tool call over the job's helper channel: one audit record whatever its outcome;
-        refusals raise their typed error, a call killed for time is a result."""
-        job = await self.ready_job(job_id)
-        assert job.container_id is not None
-        call = tool.call(req, caps or self.caps)
-        timeout = float(job.limits.get("tool_timeout_s", 30))
-        try:
-            async with self.limiter.slot(actor, "exec"):
-                reply = await self._helper_call(job.container_id, call, timeout, retry=tool.idempotent)
-        except DockyardError as e:  # no answer came (box gone, engine away): still one record
-            await self._audit_call(job, tool.action, call, actor, None, e)
-            raise await self._exec_error(job, e) from e
-        error: DockyardError | None = None
-        result: Res | None = None
-        try:
-            if reply.timed_out:
-                result = tool.interrupted(req, {"timed_out": True, "oom_killed": False})
-            elif not reply.ok:
-                error = refusal(reply.error or {})
-            else:
-                result = tool.answer(req, reply)
-        except ValidationError as e:
-            error = SandboxFailed(
-                "the sandbox helper gave an answer out of its schema", {"error": str(e)[:500]}
-            )
-        except DockyardError as e:
-            error = e
-        await self._audit_call(job, tool.action, call, actor, reply, error)
-        if error is not None:
-            raise error
-        assert result is not None
-        return result
-
-    async def _helper_call(self, box_id: str, call: HelperCall, timeout_s: float, *, retry: bool) -> Reply:
-        """The call on the box's channel; a helper that died under it is replaced, and a read is
-        sent once more to the new one (a write is not: it may have happened)."""
-        for attempt in (1, 2):
-            chan = await self._channel(box_id)
-            try:
-                return await chan.call(call.op, call.args, call.body, timeout_s=timeout_s)
-            except ChannelClosed as e:
-                if attempt == 2 or not retry:
-                    await self.backend.ping()  # the engine went away under it: that is the answer
-                    raise SandboxFailed(f"the sandbox helper stopped during the call: {e}", {}) from e
-        raise AssertionError("unreachable")
-
-    async def _channel(self, box_id: str) -> HelperChannel:
-        try:
-            return await self.channels.get(box_id)
-        except ChannelClosed as e:
-            raise SandboxFailed(str(e), {}) from e
-
-    async def _audit_call(
-        self,
-        job: JobRecord,
-        action: str,
-        call: HelperCall,
-        actor: Actor,
-        reply: Reply | None,
-        error: DockyardError | None,
-    ) -> None:
-        details: dict[str, Any] = {**self._path(call.path), **call.details}
-        if reply is not None:
-            for key in ("content_sha256", "before_sha256"):
-                if reply.result.get(key):
-                    details[key] = reply.result[key]
-            details["timed_out"] = reply.timed_out
-        if error is not None:
-            details["error"] = error.message
-        outcome = error.code if error is not None else ("timed_out" if reply and reply.timed_out else "ok")
-        await self.store.audit(
-            AuditEntry(
-                actor=actor,
-                action=action,
-                outcome=outcome,
-                job_id=job.id,
-                container_id=job.container_id,
-                argv=call.argv,
-                exit_code=None if reply is None else (0 if reply.ok else 3),
-                duration_ms=None if reply is None else reply.duration_ms,
-                bytes_in=None if reply is None else reply.bytes_in,
-                bytes_out=None if reply is None else reply.bytes_out,
-                details=details,
-            )
-        )
-        await self.hub.publish(
-            job.id,
-            "exec",
-            {
-                "action": action,
-                "outcome": outcome,
-                "duration_ms": None if reply is None else reply.duration_ms,
-                **self._path(call.path),
-            },
-        )
-
-    async def _exec_error(self, job: JobRecord, e: DockyardError) -> DockyardError:
-        """What the caller hears when no answer came: a box gone or a job ended meanwhile is
-        `job_not_ready`; else the error itself."""
-        if isinstance(e, SandboxGone):
-            return self._not_ready(await self._mark_vanished(job))  # or it ended meanwhile
-        if isinstance(e, (SandboxFailed, DockerUnavailable)):
-            ended = await self._ended_meanwhile(job)
-            if ended is not None:
-                return self._not_ready(ended)
-        return e
-
-    async def run_exec(
-        self, job_id: str, call: ExecCall, actor: Actor, parse: Callable[[ExecResult], T]
-    ) -> T:
-        """One plain command in the job's box (a fresh exec, not the helper), audited, parsed."""
-        job = await self.ready_job(job_id)
-        assert job.container_id is not None
-        timeout = float(job.limits.get("tool_timeout_s", 30))
-        try:
-            async with self.limiter.slot(actor, "exec"):
-                result = await self.backend.exec(
-                    job.container_id,
-                    call.argv,
-                    stdin=call.stdin,
-                    timeout_s=timeout,
-                    output_cap=self.settings.output_cap_bytes,
-                )
-        except DockyardError as e:
-            await self.store.audit(
-                AuditEntry(
-                    actor=actor,
-                    action=call.action,
-                    outcome=e.code,
-                    job_id=job.id,
-                    container_id=job.container_id,
-                    argv=call.argv,
-                    details={"error": e.message},
-                )
-            )
-            raise await self._exec_error(job, e) from e
-        outcome = result.outcome
-        error: DockyardError | None = None
-        details: dict[str, Any] = {}
-        try:
-            parsed = parse(result)
-        except DockyardError as e:
-            error = e
-            if isinstance(e, SandboxFailed):  # a box killed under the exec (a delete racing it)
-                ended = await self._ended_meanwhile(job)
-                error = self._not_ready(ended) if ended is not None else e
-            outcome = error.code
-            details["error"] = error.message
-        await self.store.audit(
-            AuditEntry(
-                actor=actor,
-                action=call.action,
-                outcome=outcome,
-                job_id=job.id,
-                container_id=job.container_id,
-                argv=result.argv,
-                exit_code=result.exit_code,
-                duration_ms=result.duration_ms,
-                bytes_in=result.bytes_in,
-                bytes_out=result.bytes_out,
-                details={**details, "timed_out": result.timed_out, "oom_killed": result.oom_killed},
-            )
-        )
-        if error is not None:
-            raise error
-        return parsed
-
-    @staticmethod
-    def _not_ready(job: JobRecord) -> JobNotReady:
-        return JobNotReady(
-            f"job {job.id} is {job.status}" + (f": {job.error}" if job.error else ""),
-            {"job_id": job.id, "status": job.status},
-        )
-
-    async def _ended_meanwhile(self, job: JobRecord) -> JobRecord | None:
-        """After an exec failed: the job as it is once an end in flight (delete, reap) has
-        settled, when it is no longer ready or its box is gone; None when the job is still ready
-        with its box running (the failure is the box's own)."""
-        lock = self._job_locks.get(job.id)
-        if lock is not None and lock.locked():
-            async with lock:
-                pass
-        fresh = await self.get(job.id)
-        if fresh.status != "ready" or not fresh.container_id:
-            return fresh
-        try:
-            if await self.backend.is_running(fresh.container_id):
-                return None
-        except DockyardError:
-            return None  # the engine is away: the original error says more
-        return await self._mark_vanished(fresh)
-
-    async def _mark_vanished(self, job: JobRecord) -> JobRecord:
-        async with self._lock(job.id):
+    async def vanished(self, job: JobRecord) -> JobRecord:
+        """A `ready` job whose box is gone: failed (audit `job.fail`, outcome `vanished`)."""
+        async with self.lock(job.id):
             fresh = await self.get(job.id)
             if fresh.status != "ready":
                 return fresh

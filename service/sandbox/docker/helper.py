@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.logging import get_logger
-from service.sandbox.exec import _start_exec
+from service.sandbox.docker.execs import _start_exec
 
 log = get_logger(__name__)
 

@@ -1,0 +1,167 @@
+"""JobService: the one class callers use, composed of the job's lifecycle, its execs and the
+running image config. Handlers call it; the parts do the work."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.audit import Actor
+from service.channel import Channels
+from service.events import EventHub
+from service.github.client import GitHubApp
+from service.jobs.config import ImageConfig, ImageState
+from service.jobs.environments import Environments
+from service.jobs.execs import Execs
+from service.jobs.lifecycle import Lifecycle
+from service.models import EnvState, JobCreate
+from service.sandbox.backend import ExecResult, SandboxBackend
+from service.settings import Settings
+from service.store import JobRecord, Store
+from service.tenants import TenantLimiter
+from service.tools.call import Caps, ExecCall
+from service.tools.registry import Tool
+
+T = TypeVar("T")
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        backend: SandboxBackend,
+        images: ImageState,
+        hub: EventHub,
+        github: GitHubApp | None = None,
+    ):
+        self.github = github
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.hub = hub
+        self.limiter = TenantLimiter.from_settings(settings)
+        self.config = ImageConfig(settings, store, images)
+        self.lifecycle = Lifecycle(settings, store, backend, self.config, hub, github)
+        self.execs = Execs(settings, store, backend, hub, self.limiter, self.lifecycle)
+        self.work_root = self.lifecycle.work_root
+        # awaited before a job's box and volume are removed (its linter boxes mount that volume)
+        self.on_closing: list[Callable[[str], Awaitable[None]]] = self.lifecycle.on_closing
+        # called with a job's id once its end has committed (test runs' base cache); must not raise
+        self.end_hooks: list[Callable[[str], None]] = self.lifecycle.end_hooks
+
+    # --- what the parts share, as attributes callers set or read ---------------------------------
+
+    @property
+    def images(self) -> ImageState:
+        """The running image config (swapped whole by `reload_config`)."""
+        return self.config.state
+
+    @images.setter
+    def images(self, state: ImageState) -> None:
+        self.config.state = state
+
+    @property
+    def env(self) -> Environments | None:
+        """Dependency environments (service/env/), set by the app; None: jobs get no /env."""
+        return self.lifecycle.env
+
+    @env.setter
+    def env(self, env: Environments | None) -> None:
+        self.lifecycle.env = env
+
+    @property
+    def on_end(self) -> Callable[[str], None] | None:
+        """Called with a job's id once its end has committed (the outcome trail)."""
+        return self.lifecycle.on_end
+
+    @on_end.setter
+    def on_end(self, hook: Callable[[str], None] | None) -> None:
+        self.lifecycle.on_end = hook
+
+    # --- config --------------------------------------------------------------------------------
+
+    async def reload_config(self, actor: Actor) -> ImageState:
+        """Re-read the ops file; on any mistake keep the running config and raise a clear error."""
+        return await self.config.reload(actor)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        return await self.lifecycle.get(job_id)
+
+    async def get_checked(self, job_id: str) -> JobRecord:
+        return await self.lifecycle.get_checked(job_id)
+
+    async def authorize(self, job_id: str, actor: Actor) -> None:
+        await self.lifecycle.authorize(job_id, actor)
+
+    async def list(
+        self,
+        actor: Actor,
+        statuses: list[str] | None,
+        labels: dict[str, str] | None,
+        tenant: str | None,
+        limit: int,
+    ) -> list[JobRecord]:
+        return await self.lifecycle.list(actor, statuses, labels, tenant, limit)
+
+    def footprint_mb(self, limits: dict[str, Any]) -> int:
+        return self.lifecycle.footprint_mb(limits)
+
+    async def create(self, req: JobCreate, actor: Actor) -> JobRecord:
+        return await self.lifecycle.create(req, actor)
+
+    async def drain(self, timeout_s: float) -> None:
+        await self.lifecycle.drain(timeout_s)
+
+    async def delete(self, job_id: str, actor: Actor) -> None:
+        await self.lifecycle.delete(job_id, actor)
+
+    def env_state(self, job_id: str) -> EnvState | None:
+        return self.lifecycle.env_state(job_id)
+
+    async def reap(self, job_id: str) -> bool:
+        return await self.lifecycle.reap(job_id)
+
+    async def fail_interrupted(self, job_id: str) -> None:
+        await self.lifecycle.fail_interrupted(job_id)
+
+    async def mark_vanished(self, job_id: str) -> JobRecord:
+        return await self.lifecycle.mark_vanished(job_id)
+
+    def log_path(self, job_id: str) -> Path:
+        return self.lifecycle.log_path(job_id)
+
+    async def logs(self, job_id: str, actor: Actor | None = None) -> bytes:
+        return await self.lifecycle.logs(job_id, actor)
+
+    # --- execs ---------------------------------------------------------------------------------
+
+    async def ready_job(self, job_id: str) -> JobRecord:
+        return await self.execs.ready_job(job_id)
+
+    @property
+    def caps(self) -> Caps:
+        """The byte caps tool calls are built with (a caller may narrow them for one call)."""
+        return self.execs.caps
+
+    @property
+    def channels(self) -> Channels:
+        """The boxes' helper channels (closed at shutdown; counted in /metrics)."""
+        return self.execs.channels
+
+    async def run_tool(
+        self, job_id: str, tool: Tool[Req, Res], req: Req, actor: Actor, *, caps: Caps | None = None
+    ) -> Res:
+        """One tool call into the job's box over its helper channel, audited."""
+        return await self.execs.run_tool(job_id, tool, req, actor, caps=caps)
+
+    async def run_exec(
+        self, job_id: str, call: ExecCall, actor: Actor, parse: Callable[[ExecResult], T]
+    ) -> T:
+        """One plain command in the job's box (a fresh exec), audited, its answer parsed."""
+        return await self.execs.run_exec(job_id, call, actor, parse)
