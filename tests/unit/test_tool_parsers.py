@@ -2,6 +2,7 @@
 
 import pytest
 
+from service.channel.helper import Reply
 from service.errors import (
     BinaryFile,
     EditMismatch,
@@ -12,7 +13,6 @@ from service.errors import (
     PayloadTooLarge,
 )
 from service.models import MoveFileRequest, ReadFileRequest, ReplaceInFileRequest, WriteFileRequest
-from service.channel.helper import Reply
 from service.tools import diff, files, ops
 from service.tools.call import Caps
 
