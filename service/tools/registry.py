@@ -39,9 +39,6 @@ from service.tools.call import Caps, Flags, HelperCall
 Req = TypeVar("Req")
 Res = TypeVar("Res")
 
-# 4xx a tool route may answer besides the common ones (the OpenAPI document lists them)
-TOOL_ERRORS = (400, 404, 409, 413, 429, 503)
-
 
 @dataclass(frozen=True)
 class Exposure:
