@@ -10,14 +10,12 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"syscall"
-	"time"
 	"unicode/utf8"
 )
 
@@ -264,20 +262,6 @@ func opSearch(s *server, c *call, a *searchArgs, _ []byte) (*searchResult, []byt
 	}
 	argv = append(argv, "--regexp", a.Pattern, "--", target)
 
-	// A long budget is cut a little before its deadline so a slow search still answers with
-	// what it found (truncated); a short one just times out.
-	rctx := c.ctx
-	if dl, ok := c.ctx.Deadline(); ok {
-		if budget := dl.Sub(c.received); budget >= time.Second {
-			margin := budget / 10
-			if margin > time.Second {
-				margin = time.Second
-			}
-			var cancel context.CancelFunc
-			rctx, cancel = context.WithDeadline(c.ctx, dl.Add(-margin))
-			defer cancel()
-		}
-	}
 	cmd := command(fmt.Sprintf("/proc/self/fd/%d", cwdfd), nil, "rg", argv...)
 	cmd.ExtraFiles = extra
 	errw := &capWriter{max: 64 << 10}
@@ -286,7 +270,7 @@ func opSearch(s *server, c *call, a *searchArgs, _ []byte) (*searchResult, []byt
 	if err != nil {
 		return nil, nil, newErr("internal_error", nil, "pipe: %v", err)
 	}
-	ch, err := s.kids.start(rctx, cmd)
+	ch, err := s.kids.start(c.ctx, cmd)
 	if err != nil {
 		return nil, nil, newErr("tool_missing", nil, "cannot run ripgrep: %v", err)
 	}
@@ -303,9 +287,6 @@ func opSearch(s *server, c *call, a *searchArgs, _ []byte) (*searchResult, []byt
 	ch.wait()
 	if c.ctx.Err() != nil {
 		return nil, nil, ctxErr(c.ctx, c)
-	}
-	if rctx.Err() != nil {
-		res.Truncated = true
 	}
 	stderr := strings.TrimSpace(string(errw.buf.Bytes()))
 	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 2 {
