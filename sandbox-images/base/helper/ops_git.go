@@ -20,7 +20,7 @@ const maxDiffSection = 32 << 20
 var (
 	gitBase  = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"}
 	gitDiffC = []string{"-c", "core.quotepath=off", "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false"}
-	gitEnv   = []string{"GIT_LITERAL_PATHSPECS=1", "GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0"}
+	gitEnv   = []string{"GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0"}
 	hexRe    = regexp.MustCompile(`\A[0-9a-f]{40,64}\z`)
 )
 

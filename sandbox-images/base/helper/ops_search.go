@@ -74,7 +74,7 @@ func (s *server) gitIgnored(c *call, target, base string) (*ignoredSet, bool) {
 	if spec == "" {
 		spec = "."
 	}
-	r := s.kids.run(c.ctx, s.git("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", "--", spec), nil, maxIgnoreListSize)
+	r := s.kids.run(c.ctx, s.git("--literal-pathspecs", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", "--", spec), nil, maxIgnoreListSize)
 	if r.err != nil || r.exitCode != 0 || r.over {
 		return nil, false
 	}

@@ -194,8 +194,8 @@ func TestQueueBeyond64(t *testing.T) {
 func TestTinyDeadlineOnBigSearch(t *testing.T) {
 	files := map[string]string{}
 	line := strings.Repeat("abcdefghij ", 100) + "\n"
-	for i := 0; i < 200; i++ {
-		files[fmt.Sprintf("d%d/f%d.txt", i%10, i)] = strings.Repeat(line, 200)
+	for i := 0; i < 60; i++ {
+		files[fmt.Sprintf("d%d/f%d.txt", i%10, i)] = strings.Repeat(line, 60)
 	}
 	root, _ := gitRepo(t, files)
 	c := newClient(t, root, false)
