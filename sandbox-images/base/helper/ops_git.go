@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
@@ -223,5 +222,3 @@ func readBatch(ctx context.Context, br *bufio.Reader, a *readBlobsArgs, res *rea
 	}
 	return nil, body.Bytes()
 }
-
-var _ = fmt.Sprintf
