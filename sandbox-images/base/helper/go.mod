@@ -1,0 +1,3 @@
+module dockyard/helper
+
+go 1.19
