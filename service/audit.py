@@ -337,7 +337,7 @@ def export_jsonl(conn: sqlite3.Connection, out: IO[str], *, job_id: str | None =
     n = 0
     for row in iter_rows(conn, job_id=job_id):
         try:
-            body = asdict(AuditRecord.from_row(row))
+            body = record_json(AuditRecord.from_row(row))
         except (TypeError, ValueError):
             body = {k: row[k] for k in row}  # an altered row: exported as stored
         out.write(json.dumps(body, sort_keys=True, ensure_ascii=False) + "\n")

@@ -29,9 +29,19 @@ def is_git_name(component: str) -> bool:
     return bool(_GIT_NAME.match(_HFS_IGNORABLE.sub("", component).lower()))
 
 
-def _check_path(value: str) -> str:
+def _check_text(value: str) -> str:
+    """Text the box receives as text (a path, a pattern): no NUL byte, no lone surrogate."""
     if "\x00" in value:
-        raise ValueError("paths may not contain NUL bytes")
+        raise ValueError("may not contain NUL bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"is not valid Unicode text (a lone surrogate at {e.start})") from None
+    return value
+
+
+def _check_path(value: str) -> str:
+    _check_text(value)
     for part in value.split("/"):
         if is_git_name(part):
             raise PydanticCustomError(
@@ -321,10 +331,13 @@ class ListDirectoryResult(_ExecAnswer):
     truncated: bool
 
 
+BoxText = Annotated[str, AfterValidator(_check_text), Field(json_schema_extra={"pattern": NO_NUL})]
+
+
 class SearchRequest(_Request):
-    pattern: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    pattern: Annotated[BoxText, StringConstraints(min_length=1, max_length=4096)]
     path: RepoPath = "."
-    glob: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    glob: Annotated[BoxText, StringConstraints(min_length=1, max_length=1024)] | None = None
     fixed_string: bool = False
     case_sensitive: bool = True
     max_results: int = Field(100, ge=1, le=10_000)

@@ -63,7 +63,7 @@ class HelperChannel:
         self._stream = stream
         self._max_body = max_body
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes, int]]] = {}
         self._write_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._closed: str | None = None
@@ -95,7 +95,7 @@ class HelperChannel:
                 rid = frame.header.get("id")
                 fut = self._pending.pop(rid, None) if isinstance(rid, int) else None
                 if fut is not None and not fut.done():
-                    fut.set_result((frame.header, frame.body))
+                    fut.set_result((frame.header, frame.body, frame.wire_bytes))
                 elif rid == 0:  # the helper's own word (a protocol error it saw): it exits next
                     log.warning("helper_said", header=frame.header)
         except EOFError:
@@ -124,12 +124,12 @@ class HelperChannel:
         rid = next(self._ids)
         header = {"id": rid, "op": op, "args": args, "deadline_ms": max(1, int(timeout_s * 1000))}
         data = encode(REQUEST, header, body)
-        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[dict[str, Any], bytes, int]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         t0 = time.monotonic()
         try:
             await self._send(data)
-            head, payload = await asyncio.wait_for(asyncio.shield(fut), timeout_s + GRACE_S)
+            head, payload, out_bytes = await asyncio.wait_for(asyncio.shield(fut), timeout_s + GRACE_S)
         except TimeoutError:
             self._pending.pop(rid, None)
             await self._unstick(rid)
@@ -138,7 +138,7 @@ class HelperChannel:
                 "ok": False,
                 "error": {"code": "timed_out", "message": "deadline", "details": {}},
             }
-            payload = b""
+            payload, out_bytes = b"", 0
         finally:
             self._pending.pop(rid, None)
         ms = int((time.monotonic() - t0) * 1000)
@@ -152,8 +152,8 @@ class HelperChannel:
             else ({"code": "protocol_error"} if not ok else None),
             body=payload,
             duration_ms=ms,
-            bytes_in=len(body),
-            bytes_out=len(payload),
+            bytes_in=len(data),  # whole frames, as they crossed the channel
+            bytes_out=out_bytes,
         )
 
     async def _send(self, data: bytes) -> None:
@@ -185,7 +185,7 @@ class HelperChannel:
 
     async def _quick(self, op: str, args: dict[str, Any]) -> None:
         rid = next(self._ids)
-        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[dict[str, Any], bytes, int]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
             await self._send(encode(REQUEST, {"id": rid, "op": op, "args": args, "deadline_ms": 1000}))

@@ -34,10 +34,13 @@ class Frame:
     kind: int
     header: dict[str, Any]
     body: bytes
+    wire_bytes: int = 0  # the whole frame as it crossed the channel (prefix + header + body)
 
 
 def encode(kind: int, header: dict[str, Any], body: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # ASCII JSON: any text the service holds encodes (the edge refuses lone surrogates in what it
+    # sends as text; this keeps a frame well-formed whatever reaches it)
+    head = json.dumps(header, separators=(",", ":")).encode("ascii")
     if len(head) > MAX_HEADER or len(body) > MAX_BODY:
         raise FrameError(f"frame over the protocol's size limits ({len(head)} + {len(body)} bytes)")
     return PREFIX.pack(MAGIC, VERSION, kind, len(head), len(body)) + head + body
@@ -58,4 +61,4 @@ async def read_frame(read_exactly: Callable[[int], Awaitable[bytes]], max_body: 
     if not isinstance(header, dict):
         raise FrameError("a frame header must be a JSON object")
     body = await read_exactly(body_len) if body_len else b""
-    return Frame(kind, header, body)
+    return Frame(kind, header, body, PREFIX.size + head_len + body_len)

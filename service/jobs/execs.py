@@ -140,6 +140,7 @@ class Execs:
                 if reply.result.get(key):
                     details[key] = reply.result[key]
             details["timed_out"] = reply.timed_out
+            details["oom_killed"] = False  # an answer came: the helper was not killed for memory
         if error is not None:
             details["error"] = error.message
         timed_out = reply is not None and reply.timed_out

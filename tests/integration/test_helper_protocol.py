@@ -398,3 +398,26 @@ def test_helper_killed_mid_request(api: docker.APIClient, box: str) -> None:
     assert info["ExitCode"] == 137 or info["Running"] is False, info
     with contextlib.suppress(OSError):
         ch.sock.close()
+
+
+@pytest.mark.parametrize(
+    "path, code",
+    [
+        ("n" * 300, "invalid_request"),  # a component over NAME_MAX
+        ("/".join(["\u00e9" * 127] * 17), "invalid_request"),  # the whole over PATH_MAX
+        (".GIT/config", "path_outside_workspace"),
+        ("a/.Git/x", "path_outside_workspace"),
+        ("GIT~1/x", "path_outside_workspace"),
+    ],
+)
+def test_the_helper_refuses_itself_what_the_service_refuses(
+    api: docker.APIClient, box: str, channel: Channel, path: str, code: str
+) -> None:
+    """Confinement does not rest on the service's checks: the helper refuses on its own."""
+    head, _ = channel.call("write_file", {"path": path, "executable": None}, b"x\n")
+    assert not head["ok"] and head["error"]["code"] == code, head
+    if code == "invalid_request":
+        assert head["error"]["details"]["reason"] == "name_too_long"
+    probe = "ls -d /workspace/.GIT /workspace/GIT~1 /workspace/a/.Git /workspace/n* /workspace/\u00e9*"
+    status, _ = box_exec(api, box, ["sh", "-c", probe])
+    assert status != 0  # nothing was created

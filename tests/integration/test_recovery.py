@@ -240,6 +240,9 @@ class EngineProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._listener is not listener:  # cut while accept() was blocked: the engine is away
+                client.close()
+                return
             engine = socket.socket(socket.AF_UNIX)
             try:
                 engine.connect(self.target)

@@ -219,7 +219,23 @@ func (r *Root) resolveParts(rel string, todo []string) (string, bool, *opError) 
 			return "", false, outside(rel, "path resolves into a .git folder: %s", rel)
 		}
 	}
+	if e := r.checkLength(rel, below); e != nil {
+		return "", false, e
+	}
 	return below, exists, nil
+}
+
+// pathMax is the kernel's PATH_MAX (the NUL included): git and every other tool in the box refuse
+// a longer path, so a file written there could never be diffed or committed.
+const pathMax = 4096
+
+func (r *Root) checkLength(rel, below string) *opError {
+	if n := len(r.path) + 1 + len(below); n >= pathMax {
+		return newErr("invalid_request",
+			map[string]interface{}{"path": rel, "reason": "name_too_long", "max_bytes": pathMax - 1},
+			"the path is %d bytes in the box, over the %d-byte limit: %s", n, pathMax-1, rel)
+	}
+	return nil
 }
 
 // resolveParent resolves every component but the last and keeps the last as it is (not
@@ -233,6 +249,9 @@ func (r *Root) resolveParent(rel string) (parentRel, name string, parentExists b
 		return "", "", true, nil
 	}
 	parentRel, parentExists, e = r.resolveParts(rel, parts[:len(parts)-1])
+	if e == nil {
+		e = r.checkLength(rel, strings.TrimPrefix(parentRel+"/"+parts[len(parts)-1], "/"))
+	}
 	return parentRel, parts[len(parts)-1], parentExists, e
 }
 

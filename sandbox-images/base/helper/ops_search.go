@@ -167,6 +167,14 @@ func opSearch(s *server, c *call, a *searchArgs, _ []byte) (*searchResult, []byt
 	if a.MaxText < 1 {
 		return nil, nil, invalid("max_text must be >= 1")
 	}
+	if strings.IndexByte(a.Pattern, 0) >= 0 { // a program argument cannot hold one
+		return nil, nil, newErr("invalid_pattern", map[string]interface{}{"pattern": a.Pattern},
+			"a search pattern must not contain a NUL byte")
+	}
+	if a.Glob != nil && strings.IndexByte(*a.Glob, 0) >= 0 {
+		return nil, nil, newErr("invalid_request", map[string]interface{}{"glob": *a.Glob},
+			"a glob must not contain a NUL byte")
+	}
 	rel := a.Path
 	resolved, exists, e := s.root.resolve(rel)
 	if e != nil {
