@@ -165,7 +165,7 @@ def routes() -> list[Route]:
             "/v1/jobs/{id}/diff",
             jobs.job_diff,
             "The workspace against base_sha",
-            BOT,
+            READERS,
             answer=DiffResult,
             errors=TOOL_ERRORS,
         ),
@@ -275,7 +275,7 @@ def build_app(settings: Settings) -> web.Application:
         await env.adopt(await store.list_jobs(statuses=LIVE_STATUSES))
         trail: OutcomeTrail | None = None
         if settings.outcome_trail:
-            trail = OutcomeTrail(settings.state_dir / "trail", store)
+            trail = OutcomeTrail(settings.state_dir / "trail", store, app[JOBS].kept.root)
             await trail.start()
             app[TRAIL] = trail
             app[JOBS].on_end = trail.schedule

@@ -75,6 +75,7 @@ MIGRATIONS = (
     ("audit", "tenant", "TEXT"),
     ("audit", "key_id", "TEXT"),
     ("audit", "mac", "TEXT"),
+    ("jobs", "kept_diff", "TEXT"),
 )
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, status)",
@@ -118,6 +119,7 @@ class JobRecord:
     actor: str | None = None
     tenant: str | None = None
     env_key: str | None = None  # the dependency environment it was prepared with (service/env/)
+    kept_diff: str | None = None  # the address of the diff kept when it ended (service/jobs/kept.py)
 
     @property
     def live(self) -> bool:
