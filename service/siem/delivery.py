@@ -108,7 +108,9 @@ class Delivery:
     async def _send(self, batch: list[AuditRecord]) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(SinkError),
-            wait=wait_exponential_jitter(initial=0.2, max=self.retry_max_s),
+            wait=wait_exponential_jitter(
+                multiplier=0.2, max=self.retry_max_s, jitter=min(1.0, self.retry_max_s)
+            ),
             before_sleep=self._failed,
             reraise=True,
         )

@@ -107,16 +107,20 @@ class UdpSyslogSink:
         self._cfg = _Settings(facility, hostname, timeout_s)
         self._transport: asyncio.DatagramTransport | None = None
 
+    async def _open(self) -> asyncio.DatagramTransport:
+        if self._transport is not None and not self._transport.is_closing():
+            return self._transport
+        loop = asyncio.get_running_loop()
+        transport, _ = await asyncio.wait_for(
+            loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=self._addr),
+            self._cfg.timeout_s,
+        )
+        self._transport = transport
+        return transport
+
     async def send(self, records: list[AuditRecord]) -> None:
         try:
-            transport = self._transport
-            if transport is None or transport.is_closing():
-                loop = asyncio.get_running_loop()
-                transport, _ = await asyncio.wait_for(
-                    loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=self._addr),
-                    self._cfg.timeout_s,
-                )
-                self._transport = transport
+            transport = await self._open()
             for record in records:
                 transport.sendto(
                     format_record(
