@@ -26,7 +26,7 @@ from service.store import Store
 
 # --- RFC 5424 (§6), strictly: what a receiver may rely on ----------------------------------------
 
-SD_NAME = r'[\x21\x23-\x3c\x3e-\x5c\x5e-\x7e]{1,32}'  # PRINTUSASCII except '=', SP, ']', '"'
+SD_NAME = r"[\x21\x23-\x3c\x3e-\x5c\x5e-\x7e]{1,32}"  # PRINTUSASCII except '=', SP, ']', '"'
 PARAM_VALUE = r'(?:[^"\\\]]|\\["\\\]])*'
 SD_ELEMENT = rf'\[{SD_NAME}(?: {SD_NAME}="{PARAM_VALUE}")*\]'
 SYSLOG_MSG = re.compile(
@@ -268,11 +268,10 @@ async def _add(store: Store, n: int) -> None:
         await store.audit(AuditEntry(actor=BOT, action="tool.read_file", outcome="ok", argv=["r", str(i)]))
 
 
-async def _until(check: Any, timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+async def _until(check: Any) -> None:
+    async with asyncio.timeout(10):
+        while not check():  # noqa: ASYNC110 (polls what collectors and the loop did)
+            await asyncio.sleep(0.02)
 
 
 def _lag(kind: str) -> tuple[float, float]:
