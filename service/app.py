@@ -49,6 +49,7 @@ from service.models import (
 from service.reaper import Reaper, instance_id
 from service.sandbox import make_backend
 from service.settings import Settings, load_images_config
+from service.siem import SiemService, build_sinks
 from service.store import LIVE_STATUSES, Store
 from service.tests_run.runner import TestService
 from service.tools.registry import EXPOSED, agent_tools, route_path
@@ -230,6 +231,7 @@ def build_app(settings: Settings) -> web.Application:
     """Validate config (raising ConfigError with a fixable message) and wire the application."""
     tokens = settings.tokens()
     audit_keys = settings.audit_keys()
+    siem_sinks = build_sinks(settings)
     config = load_images_config(settings.images_config)
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     table = routes()
@@ -263,7 +265,12 @@ def build_app(settings: Settings) -> web.Application:
                 hint="set DOCKYARD_AUDIT_KEY_FILE (outside the state dir) so a rewrite of the state dir "
                 "cannot pass `audit verify`",
             )
-        store.on_audit = metrics.observe_audit
+        store.on_audit.append(metrics.observe_audit)
+        siem: SiemService | None = None
+        if siem_sinks:
+            siem = SiemService(store, siem_sinks, settings)
+            await siem.start()  # catches up from each sink's cursor, then follows the commits
+            app["dockyard.siem"] = siem  # status() for /readyz
         instance = await asyncio.to_thread(instance_id, settings.state_dir)
         backend = make_backend(settings, instance=instance)
         app[BACKEND] = backend
@@ -322,6 +329,8 @@ def build_app(settings: Settings) -> web.Application:
             await env.close()
             await app[JOBS].channels.close()  # helpers end with their stdin; boxes stay
             await backend.close()
+            if siem is not None:
+                await siem.stop()  # after the last record of the shutdown, before the store closes
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
