@@ -16,7 +16,7 @@ from service.api import audit as audit_api
 from service.api import jobs as jobs_api
 from service.api.middleware import TokenTable
 from service.api.routing import ACTOR_KEY, Route, actor
-from service.app_keys import JOBS, SETTINGS, TRAIL
+from service.app_keys import JOBS, TRAIL
 from service.audit import SURFACED, Actor, AuditRecord
 from service.console import render
 from service.console.render import page
@@ -81,7 +81,7 @@ async def login(request: web.Request) -> web.Response:
         max_age=int(sessions.ttl_s),
         httponly=True,
         samesite="Strict",
-        secure=request.app[SETTINGS].console_cookie_secure,
+        secure=request.app[JOBS].settings.console_cookie_secure,
     )
     return response
 
