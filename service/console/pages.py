@@ -143,17 +143,8 @@ def _row(record: AuditRecord) -> dict[str, Any]:
 
 async def _records(request: web.Request, q: AuditQuery) -> tuple[list[dict[str, Any]], int | None]:
     store = request.app[JOBS].store
-    found = await store.audit_query(
-        job_id=q.job_id,
-        actor=q.actor,
-        action=q.action,
-        since=q.since,
-        until=q.until,
-        tenant=q.tenant,
-        path=q.path,
-        after=q.after,
-        limit=min(q.limit, PAGE_RECORDS) + 1,
-    )
+    # AuditQuery's fields are the store query's arguments, as GET /v1/audit passes them.
+    found = await store.audit_query(**{**q.model_dump(), "limit": min(q.limit, PAGE_RECORDS) + 1})
     shown = found[: min(q.limit, PAGE_RECORDS)]
     more = shown[-1].seq if len(found) > len(shown) else None
     return [_row(r) for r in shown], more

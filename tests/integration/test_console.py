@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT, Api, FixtureRepo
-from tests.integration.aux_service import aux, audit
+from tests.integration.aux_service import audit, aux
 
 pytestmark = pytest.mark.docker
 
@@ -74,7 +74,9 @@ def test_console_shows_a_timeline_and_a_tampered_chains_first_bad_record(
         with aux(tmp_path / "svc", fixture_repo, docker_client) as (svc, api, make_job):
             job = make_job()
             api.write(job["id"], "src/new.py", "print('hi')\n")
-            api.tool_ok(job["id"], "replace_in_file", path="src/app.py", old="return x + 1", new="return x + 2")
+            api.tool_ok(
+                job["id"], "replace_in_file", path="src/app.py", old="return x + 1", new="return x + 2"
+            )
             api.read(job["id"], "README.md")
             writes = audit(api, job_id=job["id"], action="tool.write_file")
             assert len(writes) == 1

@@ -41,9 +41,7 @@ class Console:
     db: Path
 
     async def login(self, token: str, **form: str) -> aiohttp.ClientResponse:
-        return await self.client.post(
-            "/console/login", data={"token": token, **form}, allow_redirects=False
-        )
+        return await self.client.post("/console/login", data={"token": token, **form}, allow_redirects=False)
 
 
 @asynccontextmanager
@@ -52,7 +50,10 @@ async def console(tmp_path: Path, repo: FixtureRepo, ttl_s: float = 3600) -> Asy
         table = routes()
         sessions = Sessions(ttl_s, 10)
         app = web.Application(
-            middlewares=[errors_middleware, auth_middleware(TOKENS, {(r.method, r.path): r for r in table}, sessions)]
+            middlewares=[
+                errors_middleware,
+                auth_middleware(TOKENS, {(r.method, r.path): r for r in table}, sessions),
+            ]
         )
         app[JOBS] = h.jobs
         for r in table:
