@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.audit import Actor
@@ -24,7 +25,7 @@ def is_console(path: str) -> bool:
 @dataclass(frozen=True)
 class Session:
     actor: Actor
-    expires_at: float  # time.monotonic()
+    expires_at: float  # on the table's clock (time.monotonic)
 
 
 def _key(session_id: str) -> str:
@@ -35,9 +36,10 @@ def _key(session_id: str) -> str:
 class Sessions:
     """Session ids → actors, oldest first; at most `max_sessions` (the oldest go first)."""
 
-    def __init__(self, ttl_s: float, max_sessions: int):
+    def __init__(self, ttl_s: float, max_sessions: int, clock: Callable[[], float] = time.monotonic):
         self.ttl_s = ttl_s
         self.max_sessions = max_sessions
+        self._clock = clock
         self._by_key: OrderedDict[str, Session] = OrderedDict()
 
     def open(self, actor: Actor) -> str:
@@ -45,7 +47,7 @@ class Sessions:
         while len(self._by_key) >= self.max_sessions:
             self._by_key.popitem(last=False)
         session_id = secrets.token_urlsafe(32)
-        self._by_key[_key(session_id)] = Session(actor, time.monotonic() + self.ttl_s)
+        self._by_key[_key(session_id)] = Session(actor, self._clock() + self.ttl_s)
         return session_id
 
     def actor(self, session_id: str | None) -> Actor | None:
@@ -55,7 +57,7 @@ class Sessions:
         session = self._by_key.get(key)
         if session is None:
             return None
-        if session.expires_at <= time.monotonic():
+        if session.expires_at <= self._clock():
             del self._by_key[key]
             return None
         return session.actor
@@ -68,6 +70,6 @@ class Sessions:
         return len(self._by_key)
 
     def _expire(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for key in [k for k, s in self._by_key.items() if s.expires_at <= now]:
             del self._by_key[key]

@@ -45,10 +45,13 @@ class Console:
 
 
 @asynccontextmanager
-async def console(tmp_path: Path, repo: FixtureRepo, ttl_s: float = 3600) -> AsyncIterator[Console]:
+async def console(
+    tmp_path: Path, repo: FixtureRepo, ttl_s: float = 3600, clock: list[float] | None = None
+) -> AsyncIterator[Console]:
     async with harness(tmp_path / "state", repo.path.parent) as h:
         table = routes()
-        sessions = Sessions(ttl_s, 10)
+        now = clock if clock is not None else [0.0]
+        sessions = Sessions(ttl_s, 10, clock=lambda: now[0])
         app = web.Application(
             middlewares=[
                 errors_middleware,
@@ -126,8 +129,12 @@ async def test_logout_and_expiry_end_the_session(tmp_path: Path, fixture_repo: F
         assert r.status == 303 and r.headers["Location"] == "/console/login"
         assert r.cookies[COOKIE].value == ""  # the browser drops it
         assert (await c.client.get("/console", cookies=jar)).status == 401  # and the server forgot it
-    async with console(tmp_path / "short", fixture_repo, ttl_s=0.001) as c:
+    clock = [100.0]
+    async with console(tmp_path / "short", fixture_repo, ttl_s=60, clock=clock) as c:
         jar = {COOKIE: (await c.login(AUDITOR)).cookies[COOKIE].value}
+        clock[0] += 59
+        assert (await c.client.get("/console", cookies=jar)).status == 200
+        clock[0] += 1  # the session's time is up
         assert (await c.client.get("/console", cookies=jar)).status == 401
 
 
