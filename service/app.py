@@ -12,10 +12,12 @@ from aiohttp import web
 
 from service import __version__, metrics
 from service.api import audit, git_host, health, jobs, lint, tests, tools
-from service.api.middleware import auth_middleware, errors_middleware
+from service.api.middleware import TokenTable, auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
 from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TESTS, TRAIL
 from service.audit import SYSTEM
+from service.console import pages as console
+from service.console.sessions import Sessions, is_console
 from service.env.service import EnvService
 from service.errors import DockyardError
 from service.events import EventHub
@@ -224,6 +226,7 @@ def routes() -> list[Route]:
             for t in EXPOSED
             if t.exposure is not None
         ),
+        *console.routes(),
     ]
 
 
@@ -236,6 +239,7 @@ def build_app(settings: Settings) -> web.Application:
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     table = routes()
     assert all(r.roles is None or r.roles <= ALL_ROLES for r in table)
+    sessions = Sessions(settings.console_session_ttl_s, settings.console_max_sessions)
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -244,17 +248,21 @@ def build_app(settings: Settings) -> web.Application:
         handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
         middlewares=[
             errors_middleware,
-            auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}),
+            auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}, sessions),
         ],
     )
     app[SETTINGS] = settings
     app["dockyard.max_body"] = settings.max_body_bytes
     app["dockyard.openapi"] = {
-        **openapi(table, title="dockyard control API", version=__version__),
+        # The console's pages are not the API: kept out of the contract's document.
+        **openapi(
+            [r for r in table if not is_console(r.path)], title="dockyard control API", version=__version__
+        ),
         "x-agent-tools": agent_tools(),  # the tools as an agent's model sees them (the bot reads these)
     }
     for r in table:
         app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
+    console.setup(app, TokenTable(dict(tokens)), sessions)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await Store.open(settings.state_dir, audit_keys)

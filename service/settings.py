@@ -185,6 +185,17 @@ class Settings(BaseSettings):
     sse_max_streams_per_job: int = Field(16, ge=1, description="open event streams per job (then 429)")
     sse_ping_interval_s: float = Field(15, gt=0, description="keep-alive comment on an idle stream")
 
+    # The auditors' console (/console; service/console/).
+    console_session_ttl_s: float = Field(
+        8 * 3600, gt=0, description="a console login lasts this long (then the auditor logs in again)"
+    )
+    console_max_sessions: int = Field(
+        1000, ge=1, description="console sessions held at once (the oldest ends first beyond it)"
+    )
+    console_cookie_secure: bool = Field(
+        False, description="mark the console's session cookie Secure (set it when served over TLS)"
+    )
+
     @field_validator("state_dir", "images_config")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
