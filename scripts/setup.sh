@@ -2,7 +2,8 @@
 # dockyard setup: idempotent, quick on a second run.
 #   1. a Docker engine that answers (on Debian as root: installs docker.io and starts dockerd),
 #      and docker-compose for the compose e2e test
-#   2. the Python package (`dockyard` command) with its test extras
+#   2. the Python package (`dockyard` command) with its test extras, and Debian's chromium for the
+#      console's headless browser test
 #   3. the base image debian:bookworm-slim (pulled; where no registry answers, bootstrapped
 #      locally with debootstrap and imported under that name)
 #   4. the sandbox images, built only where their content hash has no image yet
@@ -43,7 +44,7 @@ ensure_engine() {
 
 ensure_python() {
   # Checked from / so the current folder cannot stand in for an installed package.
-  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, os
+  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, aiohttp_jinja2, playwright, os
 print(os.path.dirname(service.__file__))'
   if [ "$(cd / && python3 -c "$probe" 2>/dev/null)" = "$PWD/service" ] \
      && command -v dockyard >/dev/null 2>&1 && command -v dockyard-bot >/dev/null 2>&1; then
@@ -52,6 +53,13 @@ print(os.path.dirname(service.__file__))'
   fi
   log "installing the python package (pip install -e .[test])"
   python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+}
+
+ensure_chromium() {
+  # tests/integration/test_console.py drives /usr/bin/chromium through Playwright (no browser download).
+  if command -v chromium >/dev/null 2>&1; then log "chromium present"; return; fi
+  if is_root_debian; then log "installing chromium"; apt_install chromium; return; fi
+  log "chromium missing and not root on Debian: the console's browser test will be skipped"
 }
 
 ensure_base_image() {
@@ -85,6 +93,7 @@ build_images() {
 
 ensure_engine
 ensure_compose
+ensure_chromium
 ensure_python
 ensure_base_image
 build_images

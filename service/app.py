@@ -12,10 +12,12 @@ from aiohttp import web
 
 from service import __version__, metrics
 from service.api import audit, git_host, health, jobs, lint, tests, tools
-from service.api.middleware import auth_middleware, errors_middleware
+from service.api.middleware import TokenTable, auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
 from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TESTS, TRAIL
 from service.audit import SYSTEM
+from service.console import pages as console
+from service.console.sessions import Sessions, is_console
 from service.env.service import EnvService
 from service.errors import DockyardError
 from service.events import EventHub
@@ -49,6 +51,7 @@ from service.models import (
 from service.reaper import Reaper, instance_id
 from service.sandbox import make_backend
 from service.settings import Settings, load_images_config
+from service.siem import SiemService, build_sinks
 from service.store import LIVE_STATUSES, Store
 from service.tests_run.runner import TestService
 from service.tools.registry import EXPOSED, agent_tools, route_path
@@ -165,7 +168,7 @@ def routes() -> list[Route]:
             "/v1/jobs/{id}/diff",
             jobs.job_diff,
             "The workspace against base_sha",
-            BOT,
+            READERS,
             answer=DiffResult,
             errors=TOOL_ERRORS,
         ),
@@ -223,6 +226,7 @@ def routes() -> list[Route]:
             for t in EXPOSED
             if t.exposure is not None
         ),
+        *console.routes(),
     ]
 
 
@@ -230,10 +234,12 @@ def build_app(settings: Settings) -> web.Application:
     """Validate config (raising ConfigError with a fixable message) and wire the application."""
     tokens = settings.tokens()
     audit_keys = settings.audit_keys()
+    siem_sinks = build_sinks(settings)
     config = load_images_config(settings.images_config)
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     table = routes()
     assert all(r.roles is None or r.roles <= ALL_ROLES for r in table)
+    sessions = Sessions(settings.console_session_ttl_s, settings.console_max_sessions)
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -242,17 +248,21 @@ def build_app(settings: Settings) -> web.Application:
         handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
         middlewares=[
             errors_middleware,
-            auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}),
+            auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}, sessions),
         ],
     )
     app[SETTINGS] = settings
     app["dockyard.max_body"] = settings.max_body_bytes
     app["dockyard.openapi"] = {
-        **openapi(table, title="dockyard control API", version=__version__),
+        # The console's pages are not the API: kept out of the contract's document.
+        **openapi(
+            [r for r in table if not is_console(r.path)], title="dockyard control API", version=__version__
+        ),
         "x-agent-tools": agent_tools(),  # the tools as an agent's model sees them (the bot reads these)
     }
     for r in table:
         app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
+    console.setup(app, TokenTable(dict(tokens)), sessions)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await Store.open(settings.state_dir, audit_keys)
@@ -263,7 +273,12 @@ def build_app(settings: Settings) -> web.Application:
                 hint="set DOCKYARD_AUDIT_KEY_FILE (outside the state dir) so a rewrite of the state dir "
                 "cannot pass `audit verify`",
             )
-        store.on_audit = metrics.observe_audit
+        store.on_audit.append(metrics.observe_audit)
+        siem: SiemService | None = None
+        if siem_sinks:
+            siem = SiemService(store, siem_sinks, settings)
+            await siem.start()  # catches up from each sink's cursor, then follows the commits
+            app["dockyard.siem"] = siem  # status() for /readyz
         instance = await asyncio.to_thread(instance_id, settings.state_dir)
         backend = make_backend(settings, instance=instance)
         app[BACKEND] = backend
@@ -275,7 +290,7 @@ def build_app(settings: Settings) -> web.Application:
         await env.adopt(await store.list_jobs(statuses=LIVE_STATUSES))
         trail: OutcomeTrail | None = None
         if settings.outcome_trail:
-            trail = OutcomeTrail(settings.state_dir / "trail", store)
+            trail = OutcomeTrail(settings.state_dir / "trail", store, app[JOBS].kept.root)
             await trail.start()
             app[TRAIL] = trail
             app[JOBS].on_end = trail.schedule
@@ -322,6 +337,8 @@ def build_app(settings: Settings) -> web.Application:
             await env.close()
             await app[JOBS].channels.close()  # helpers end with their stdin; boxes stay
             await backend.close()
+            if siem is not None:
+                await siem.stop()  # after the last record of the shutdown, before the store closes
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -63,6 +63,23 @@ TRAIL_COMMITS = Counter(
     "dockyard_trail_commits", "Outcome-trail writes by result (committed, unchanged, failed)", ["result"]
 )
 
+SIEM_LAG_RECORDS = Gauge(
+    "dockyard_siem_lag_records", "Audit records committed but not yet delivered, per SIEM sink", ["sink"]
+)
+SIEM_LAG_SECONDS = Gauge(
+    "dockyard_siem_lag_seconds",
+    "Age of the oldest audit record not yet delivered, per SIEM sink (0: caught up)",
+    ["sink"],
+)
+SIEM_DELIVERED = Counter(
+    "dockyard_siem_delivered_records", "Audit records delivered, per SIEM sink", ["sink"]
+)
+SIEM_FAILURES = Counter(
+    "dockyard_siem_delivery_failures",
+    "Failed deliveries (each retried with backoff), per SIEM sink",
+    ["sink"],
+)
+
 # For service.github (another module's counters, defined here so /metrics has them from the start).
 GITHUB_CALLS = Counter("github_calls", "GitHub API calls by operation and HTTP status", ["op", "status"])
 GITHUB_RETRIES = Counter("github_retries", "GitHub API calls retried (5xx, network, rate limits)")

@@ -381,6 +381,12 @@ class DiffResult(_ExecAnswer):
     patch: str
     patch_truncated: bool
     stats: DiffStats
+    patch_sha256: str | None = Field(
+        None,
+        description="sha256 of the whole patch as git printed it (a commit's audit record names the "
+        "same hash); null when git's output was cut",
+    )
+    kept: bool = Field(False, description="the job has ended: this is the diff kept when it did")
 
 
 # --- service --------------------------------------------------------------------------------------

@@ -138,6 +138,30 @@ class Settings(BaseSettings):
         None, description="HMAC keys authenticating the audit chain; must live outside the state dir"
     )
 
+    # SIEM delivery of audit records (service/siem/; unset = off).
+    siem_syslog: str | None = Field(
+        None, description="syslog receiver (RFC 5424): udp://host:514, tcp://host:601 or tls://host:6514"
+    )
+    siem_syslog_ca: Path | None = Field(
+        None, description="CA bundle the tls:// receiver's certificate must chain to; default: system CAs"
+    )
+    siem_syslog_facility: int = Field(13, ge=0, le=23, description="syslog facility (13: log audit)")
+    siem_syslog_hostname: str | None = Field(None, description="HOSTNAME in syslog messages; default: ours")
+    siem_http: str | None = Field(
+        None, description='HTTP(S) collector: batches are POSTed as {"records": [...]} (GET /v1/audit shape)'
+    )
+    siem_http_token_file: Path | None = Field(
+        None, description="file holding the bearer token sent to the HTTP collector"
+    )
+    siem_http_ca: Path | None = Field(None, description="CA bundle of an https:// collector; default: system")
+    siem_batch: int = Field(100, ge=1, le=5000, description="records per delivery (one HTTP POST)")
+    siem_interval_s: float = Field(
+        5, gt=0, description="idle poll of the log; new records are sent as they commit anyway"
+    )
+    siem_timeout_s: float = Field(10, gt=0, description="connect / send deadline of one delivery")
+    siem_retry_max_s: float = Field(30, gt=0, description="longest backoff between delivery retries")
+    siem_stop_timeout_s: float = Field(5, ge=0, description="at shutdown: how long sinks may catch up")
+
     # Dependency environments (service/env/; all optional).
     env_enabled: bool = Field(True, description="build a job's dependency environment from its manifests")
     env_cache_mb: int = Field(8192, ge=64, description="size budget of cached environments (LRU beyond it)")
@@ -160,6 +184,17 @@ class Settings(BaseSettings):
     sse_max_streams: int = Field(256, ge=1, description="open event streams, all jobs (then 429)")
     sse_max_streams_per_job: int = Field(16, ge=1, description="open event streams per job (then 429)")
     sse_ping_interval_s: float = Field(15, gt=0, description="keep-alive comment on an idle stream")
+
+    # The auditors' console (/console; service/console/).
+    console_session_ttl_s: float = Field(
+        8 * 3600, gt=0, description="a console login lasts this long (then the auditor logs in again)"
+    )
+    console_max_sessions: int = Field(
+        1000, ge=1, description="console sessions held at once (the oldest ends first beyond it)"
+    )
+    console_cookie_secure: bool = Field(
+        False, description="mark the console's session cookie Secure (set it when served over TLS)"
+    )
 
     @field_validator("state_dir", "images_config")
     @classmethod

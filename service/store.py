@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_job ON audit(job_id, seq);
+CREATE TABLE IF NOT EXISTS siem_cursors (
+    sink TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
 """
 # Columns added after the first release: (table, column, type), added to older databases at open.
 MIGRATIONS = (
@@ -75,6 +80,7 @@ MIGRATIONS = (
     ("audit", "tenant", "TEXT"),
     ("audit", "key_id", "TEXT"),
     ("audit", "mac", "TEXT"),
+    ("jobs", "kept_diff", "TEXT"),
 )
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, status)",
@@ -118,6 +124,7 @@ class JobRecord:
     actor: str | None = None
     tenant: str | None = None
     env_key: str | None = None  # the dependency environment it was prepared with (service/env/)
+    kept_diff: str | None = None  # the address of the diff kept when it ended (service/jobs/kept.py)
 
     @property
     def live(self) -> bool:
@@ -165,8 +172,8 @@ class Store:
         self.keys = keys  # authenticate every new audit record (None: the chain is unkeyed)
         # One connection: writes are serialised so no statement lands inside another's transaction.
         self._write_lock = asyncio.Lock()
-        # Called with each audit record once its transaction has committed (metrics).
-        self.on_audit: Callable[[AuditRecord], None] | None = None
+        # Called with each audit record once its transaction has committed (metrics, SIEM delivery).
+        self.on_audit: list[Callable[[AuditRecord], None]] = []
 
     @classmethod
     async def open(cls, state_dir: Path, keys: AuditKeys | None = None) -> Store:
@@ -204,8 +211,9 @@ class Store:
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
-        if record is not None and self.on_audit is not None:
-            self.on_audit(record)
+        if record is not None:
+            for hook in self.on_audit:
+                hook(record)
 
     async def _append_audit(self, entry: AuditEntry) -> AuditRecord:
         async with self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
@@ -418,3 +426,26 @@ class Store:
         async with self._db.execute(sql, (after, limit)) as cur:
             rows = await cur.fetchall()
         return [dict(r) for r in rows]
+
+    # --- SIEM delivery cursors (service/siem/) -------------------------------------------------
+
+    async def siem_cursor(self, sink: str) -> int:
+        """The last audit seq delivered to `sink` (0: nothing yet)."""
+        async with self._db.execute("SELECT seq FROM siem_cursors WHERE sink = ?", (sink,)) as cur:
+            row = await cur.fetchone()
+        return int(row["seq"]) if row is not None else 0
+
+    async def set_siem_cursor(self, sink: str, seq: int) -> None:
+        """Persist what `sink` has received (not audited: it would be a record about records)."""
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO siem_cursors (sink, seq, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+                (sink, seq, _ts(now())),
+            )
+
+    async def audit_head(self) -> int:
+        """The newest audit seq (0: an empty log)."""
+        async with self._db.execute("SELECT MAX(seq) FROM audit") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0

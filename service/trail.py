@@ -57,7 +57,10 @@ def _ends_job(record: AuditRecord) -> bool:
 
 
 def build_outcome(
-    job: JobRecord, records: list[AuditRecord], lint_events: list[dict[str, Any]]
+    job: JobRecord,
+    records: list[AuditRecord],
+    lint_events: list[dict[str, Any]],
+    kept: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The outcome document of an ended job (deterministic for the same stored state)."""
     end_index = max((i for i, r in enumerate(records) if _ends_job(r)), default=len(records) - 1)
@@ -95,6 +98,15 @@ def build_outcome(
             "outcome": ending.outcome if ending else None,
         },
         "commits": [{k: c[k] for k in ("sha", "branch", "parent") if k in c} for c in job.commits],
+        # the diff kept when the job ended: `diffs/<document>.json` in this repository
+        "diff": None
+        if kept is None
+        else {
+            "document": job.kept_diff,
+            "patch_sha256": kept.get("patch_sha256"),
+            "files": [f.get("path") for f in kept.get("files", [])],
+            "stats": kept.get("stats"),
+        },
         "lint": {
             "verdicts": lint_events,
             "runs": [
@@ -150,9 +162,10 @@ def read_anchors(root: Path) -> dict[int, str]:
 
 
 class OutcomeTrail:
-    def __init__(self, root: Path, store: Store):
+    def __init__(self, root: Path, store: Store, kept_root: Path | None = None):
         self.root = root
         self.store = store
+        self.kept_root = kept_root  # where ended jobs' diffs are kept (service/jobs/kept.py)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[str]] = set()
         self._ready = False
@@ -207,7 +220,17 @@ class OutcomeTrail:
         lint = [
             {"at": _iso(e.at), **e.data} for e in await self.store.list_events(job_id) if e.type == "lint"
         ]
-        return build_outcome(job, records, lint)
+        kept_doc = await asyncio.to_thread(self._kept_bytes, job.kept_diff)
+        kept = json.loads(kept_doc) if kept_doc is not None else None
+        return build_outcome(job, records, lint, kept)
+
+    def _kept_bytes(self, address: str | None) -> bytes | None:
+        if not address or self.kept_root is None:
+            return None
+        try:
+            return (self.kept_root / f"{address}.json").read_bytes()
+        except OSError:
+            return None
 
     async def record(self, job_id: str) -> str:
         """Write and commit one job's outcome: `committed`, `unchanged`, `skipped` or `failed`.
@@ -222,16 +245,27 @@ class OutcomeTrail:
                 return "skipped"
             text = json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
             rel = f"jobs/{job_id}.json"
+            paths = [rel]
+            address = (body.get("diff") or {}).get("document")
+            kept_doc = await asyncio.to_thread(self._kept_bytes, address)
             async with self._lock:
+                if address and kept_doc is not None:  # content-addressed: the same name, the same bytes
+                    paths.append(f"diffs/{address}.json")
+                    await asyncio.to_thread(self._write_bytes, self.root / paths[1], kept_doc)
                 await asyncio.to_thread(self._write_file, self.root / rel, text)
-                await self._git("add", "--", rel)
-                code, _ = await self._git("diff", "--cached", "--quiet", "--", rel, ok=(0, 1))
+                await self._git("add", "--", *paths)
+                code, _ = await self._git("diff", "--cached", "--quiet", "--", *paths, ok=(0, 1))
                 if code == 0:
                     result = "unchanged"
                 else:
                     ended = body["ended"]
                     await self._git(
-                        "commit", "-q", "-m", f"{job_id}: {body['job']['status']} ({ended['how']})", "--", rel
+                        "commit",
+                        "-q",
+                        "-m",
+                        f"{job_id}: {body['job']['status']} ({ended['how']})",
+                        "--",
+                        *paths,
                     )
                     result = "committed"
         except (GitFailed, OSError) as e:
@@ -245,6 +279,12 @@ class OutcomeTrail:
         metrics.TRAIL_COMMITS.labels(result).inc()
         log.info("trail_written", job_id=job_id, result=result)
         return result
+
+    @staticmethod
+    def _write_bytes(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_bytes(data)
 
     @staticmethod
     def _write_file(path: Path, text: str) -> None:

@@ -91,8 +91,14 @@ async def job_logs(request: web.Request) -> web.Response:
 
 
 async def job_diff(request: web.Request) -> web.Response:
+    """The live workspace's diff; after the job ended, the diff kept when it did."""
     service = request.app[JOBS]
-    job = await service.ready_job(request.match_info["id"])
+    job = await service.get_checked(request.match_info["id"])
+    if job.status != "ready":
+        kept = await service.kept.load(job)
+        if kept is not None:
+            return answer(kept)
+    job = await service.ready_job(job.id)  # job_not_ready: it ended and kept no diff
     assert job.base_sha is not None
     base_sha = job.base_sha
     cap = service.settings.output_cap_bytes

@@ -19,6 +19,8 @@ from aiohttp.typedefs import Middleware
 from service.api.routing import ACTOR_KEY, Handler, Route
 from service.app_keys import JOBS
 from service.audit import Actor
+from service.console.render import error_page
+from service.console.sessions import COOKIE, PREFIX, Sessions, is_console
 from service.errors import FAILURES, Forbidden, Unauthorized, contract
 from service.logging import get_logger
 from service.models import ErrorBody, ErrorResponse
@@ -50,6 +52,22 @@ def error_response(
     )
 
 
+def _error(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The contract's JSON error; on a console route the same status and code as a page."""
+    page = error_page(request, status, code, message) if is_console(request.path) else None
+    if page is None:
+        return error_response(status, code, message, details, headers)
+    page.headers.update(headers or {})
+    return page
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
@@ -64,7 +82,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         e = contract(failure)  # a backend's neutral error as the contract's (the one mapping)
         if e.status >= 500:
             log.warning("request_failed", code=e.code, error=e.message, path=request.path)
-        response = error_response(e.status, e.code, e.message, e.details, e.headers())
+        response = _error(request, e.status, e.code, e.message, e.details, e.headers())
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -77,26 +95,48 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         details: dict[str, object] = {}
         if e.status == 405 and isinstance(e, web.HTTPMethodNotAllowed):
             details["allowed_methods"] = sorted(e.allowed_methods)
-        response = error_response(
-            e.status, code, message, details, {k: v for k, v in e.headers.items() if k == "Allow"}
+        response = _error(
+            request, e.status, code, message, details, {k: v for k, v in e.headers.items() if k == "Allow"}
         )
     except ConnectionResetError:  # the client left before its answer was written: nothing to answer
         log.debug("client_left", path=request.path, method=request.method)
         raise
     except Exception:
         log.exception("internal_error", path=request.path, method=request.method)
-        response = error_response(
-            500, "internal_error", "internal error; see the service log", {"request_id": request_id}
+        response = _error(
+            request, 500, "internal_error", "internal error; see the service log", {"request_id": request_id}
         )
     response.headers["X-Request-Id"] = request_id
     return response
 
 
-def auth_middleware(tokens: dict[str, TokenInfo], routes: dict[tuple[str, str], Route]) -> Middleware:
+class TokenTable:
+    """The configured bearer tokens, looked up by digest in constant time per entry."""
+
+    def __init__(self, tokens: dict[str, TokenInfo]):
+        self._digests = {hashlib.sha256(t.encode()).digest(): (t, info) for t, info in tokens.items()}
+
+    def actor(self, token: str) -> Actor | None:
+        """The token's actor (its role plus a fingerprint, never the token), or None if unknown."""
+        given = hashlib.sha256(token.encode()).digest()
+        found = None
+        for digest, pair in self._digests.items():
+            if hmac.compare_digest(digest, given):
+                found = pair
+        if found is None:
+            return None
+        token, info = found
+        return Actor(f"{info.role}-{token_fingerprint(token)}", info.role, info.tenant)
+
+
+def auth_middleware(
+    tokens: dict[str, TokenInfo], routes: dict[tuple[str, str], Route], sessions: Sessions | None = None
+) -> Middleware:
     """Bearer tokens with roles and tenants. The actor's name is the role plus a token fingerprint,
     never the token. A route on one job (`{id}`) is answered only for the job's own tenant, or for
-    auditors and admins: another tenant's job is `404 job_not_found`, like one that never existed."""
-    digests = {hashlib.sha256(t.encode()).digest(): (t, info) for t, info in tokens.items()}
+    auditors and admins: another tenant's job is `404 job_not_found`, like one that never existed.
+    Console routes (/console) also take the console's session cookie; no other route does."""
+    table = TokenTable(tokens)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -109,19 +149,18 @@ def auth_middleware(tokens: dict[str, TokenInfo], routes: dict[tuple[str, str], 
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'", {})
-        token = token.strip()
-        found = None
-        given = hashlib.sha256(token.encode()).digest()
-        for digest, pair in digests.items():
-            if hmac.compare_digest(digest, given):
-                found = pair
-        if found is None:
-            raise Unauthorized("unknown token", {})
-        token, info = found
-        role = info.role
-        who = Actor(f"{role}-{token_fingerprint(token)}", role, info.tenant)
+        if sessions is not None and not header and is_console(route.path):
+            who = sessions.actor(request.cookies.get(COOKIE))
+            if who is None:
+                raise Unauthorized(f"no console session, or it expired: log in at {PREFIX}/login", {})
+        else:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'", {})
+            found = table.actor(token.strip())
+            if found is None:
+                raise Unauthorized("unknown token", {})
+            who = found
+        role = who.role
         request[ACTOR_KEY] = who
         structlog.contextvars.bind_contextvars(actor=who.name, tenant=who.tenant)
         if not route.allows(role):

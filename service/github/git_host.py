@@ -117,7 +117,8 @@ class GitHost:
 
     async def _commit(self, job: JobRecord, repo: RepoId, req: CommitRequest, actor: Actor) -> CommitResult:
         assert job.base_sha is not None
-        changes = (await self.jobs.run_tool(job.id, DIFF, DiffQuery(job.base_sha), actor)).complete().changes
+        diff = (await self.jobs.run_tool(job.id, DIFF, DiffQuery(job.base_sha), actor)).complete()
+        changes = diff.changes
         if not changes:
             raise NothingToCommit("the workspace has no changes against base_sha", {"base_sha": job.base_sha})
         bad = [c.path for c in changes if not c.path_is_utf8]
@@ -126,7 +127,7 @@ class GitHost:
         fp = fingerprint(changes, req.message, req.branch)
         gh = await self.app.repo_client(repo, COMMIT_AND_PR if req.pull_request else COMMIT)
         async with gh:  # one connection for the whole commit
-            return await self._commit_with(gh, job, repo, req, actor, changes, fp)
+            return await self._commit_with(gh, job, repo, req, actor, changes, fp, diff.patch_sha256)
 
     async def _commit_with(
         self,
@@ -137,6 +138,7 @@ class GitHost:
         actor: Actor,
         changes: list[Change],
         fp: str,
+        patch_sha256: str,
     ) -> CommitResult:
         default = await self._default_branch(gh, repo)
         await self._refuse_protected(job, req.branch, actor, default_branch=default)
@@ -170,6 +172,8 @@ class GitHost:
                         "branch": req.branch,
                         "parent": plan.parent,
                         "files": [c.path for c in changes],
+                        # the diff this commit carries: an auditor matches it to the job's kept diff
+                        "patch_sha256": patch_sha256,
                     },
                 ),
                 commits=commits,

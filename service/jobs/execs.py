@@ -25,12 +25,13 @@ from service.settings import Settings
 from service.store import JobRecord, Store
 from service.tenants import TenantLimiter
 from service.tools.call import Caps, ExecCall, HelperCall
-from service.tools.ops import refusal
+from service.tools.ops import NoteArgs, args, refusal
 from service.tools.registry import Tool
 
 T = TypeVar("T")
 Req = TypeVar("Req")
 Res = TypeVar("Res")
+NOTE_TIMEOUT_S = 2.0
 FRAME_SLACK = 1 << 20  # a frame's header and framing on top of the largest body the caps allow
 
 
@@ -55,9 +56,9 @@ class Execs:
         )
         # One helper per box over one long-lived exec; a frame over the output cap is refused unread.
         self.channels = Channels(backend.open_helper, max_body=settings.output_cap_bytes + FRAME_SLACK)
-        lifecycle.on_closing.append(self._drop_channel)
 
-    async def _drop_channel(self, job_id: str) -> None:
+    async def drop_channel(self, job_id: str) -> None:
+        """An `on_closing` hook: the job's helper channel goes before its box."""
         job = await self._life.get(job_id)
         if job.container_id:
             await self.channels.drop(job.container_id)  # its helper would end with the box anyway
@@ -71,10 +72,18 @@ class Execs:
     # --- tools: over the channel ------------------------------------------------------------------
 
     async def run_tool(
-        self, job_id: str, tool: Tool[Req, Res], req: Req, actor: Actor, *, caps: Caps | None = None
+        self,
+        job_id: str,
+        tool: Tool[Req, Res],
+        req: Req,
+        actor: Actor,
+        *,
+        caps: Caps | None = None,
+        closing: bool = False,
     ) -> Res:
         """One tool call: one audit record whatever its outcome; a refusal raises its typed error,
-        a call killed for time is a result."""
+        a call killed for time is a result. `closing`: the job is ending under the caller's lock,
+        so a failure is raised as it is, never settled against the job's state."""
         job = await self.ready_job(job_id)
         assert job.container_id is not None
         call = tool.call(req, caps or self.caps)
@@ -84,7 +93,7 @@ class Execs:
                 reply = await self._helper_call(job.container_id, call, timeout, retry=tool.idempotent)
         except FAILURES as e:  # no answer came (box gone, engine away): still one record
             await self._audit_call(job, tool.action, call, actor, None, contract(e))
-            raise await self._exec_error(job, e) from e
+            raise (contract(e) if closing else await self._exec_error(job, e)) from e
         error: DockyardError | None = None
         result: Res | None = None
         try:
@@ -230,9 +239,23 @@ class Execs:
                 details={**details, "timed_out": result.timed_out, "oom_killed": result.oom_killed},
             )
         )
+        await self._note(job.container_id, call, result)
         if error is not None:
             raise error
         return parsed
+
+    async def _note(self, box_id: str, call: ExecCall, result: ExecResult) -> None:
+        """One line in the box's own log for a plain exec (the helper logs its own calls):
+        what ran (its program and argument count, never the arguments), exit, duration."""
+        line = (
+            f"exec action={call.action} argv0={call.argv[0] if call.argv else ''} args={len(call.argv) - 1} "
+            f"exit={result.exit_code} ms={result.duration_ms} outcome={result.outcome}"
+        )
+        try:
+            chan = await self.channels.get(box_id)
+            await chan.call("note", args(NoteArgs(line=line)), timeout_s=NOTE_TIMEOUT_S)
+        except (*FAILURES, ChannelClosed):
+            pass  # the log line is a courtesy: the audit record is the truth
 
     # --- when no answer came ----------------------------------------------------------------------
 

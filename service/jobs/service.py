@@ -14,6 +14,7 @@ from service.github.client import GitHubApp
 from service.jobs.config import ImageConfig, ImageState
 from service.jobs.environments import Environments
 from service.jobs.execs import Execs
+from service.jobs.kept import KeptDiffs
 from service.jobs.lifecycle import Lifecycle
 from service.models import EnvState, JobCreate
 from service.sandbox.backend import ExecResult, SandboxBackend
@@ -47,6 +48,9 @@ class JobService:
         self.config = ImageConfig(settings, store, images)
         self.lifecycle = Lifecycle(settings, store, backend, self.config, hub, github)
         self.execs = Execs(settings, store, backend, hub, self.limiter, self.lifecycle)
+        self.kept = KeptDiffs(settings.state_dir / "diffs", store, self.execs)
+        # before a box goes: its final diff is kept, then its helper channel is closed
+        self.lifecycle.on_closing.extend([self.kept.capture, self.execs.drop_channel])
         self.work_root = self.lifecycle.work_root
         # awaited before a job's box and volume are removed (its linter boxes mount that volume)
         self.on_closing: list[Callable[[str], Awaitable[None]]] = self.lifecycle.on_closing

@@ -6,6 +6,7 @@ and the unified patch. Paths are repo-relative; renames are off, so a move is a 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -68,6 +69,11 @@ class Changes:
     patch: bytes
     output_truncated: bool
     timed_out: bool = False
+
+    @property
+    def patch_sha256(self) -> str:
+        """The hash of the whole patch (as git printed it, before any cap for an answer)."""
+        return hashlib.sha256(self.patch).hexdigest()
 
     def complete(self) -> Changes:
         """These changes, or an error when git in the box did not finish in time."""
@@ -141,6 +147,7 @@ def to_result(base_sha: str, parsed: Changes, patch_cap: int) -> DiffResult:
         files=files,
         patch=parsed.patch[:patch_cap].decode("utf-8", "replace"),
         patch_truncated=parsed.output_truncated or len(parsed.patch) > patch_cap,
+        patch_sha256=None if parsed.output_truncated else parsed.patch_sha256,
         stats=DiffStats(
             files=len(files),
             additions=sum(c.additions for c in parsed.changes),

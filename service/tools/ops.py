@@ -174,6 +174,17 @@ class ReadBlobsOut(_Out):
     blobs: list[Blob]
 
 
+# --- the box's log ----------------------------------------------------------------------------------
+
+
+class NoteArgs(_Op):
+    line: str
+
+
+class NoteOut(_Out):
+    pass
+
+
 OPS: dict[str, tuple[type[_Op], type[_Out]]] = {
     "read_file": (ReadFileArgs, ReadFileOut),
     "write_file": (WriteFileArgs, WriteFileOut),
@@ -184,6 +195,7 @@ OPS: dict[str, tuple[type[_Op], type[_Out]]] = {
     "search": (SearchArgs, SearchOut),
     "diff": (DiffArgs, DiffOut),
     "read_blobs": (ReadBlobsArgs, ReadBlobsOut),
+    "note": (NoteArgs, NoteOut),  # a line in the box's log for a plain exec (not a tool)
 }
 CHANNEL_OPS = ("ping", "cancel", "schema")  # the channel's own, not tools
 

@@ -286,3 +286,37 @@ def test_commit_to_a_protected_branch_is_refused_and_changes_nothing(
     assert api.job(job["id"])["commits"] == []
     # A branch of its own still works.
     assert commit(api, job, branch="fix/answer").status_code == 200
+
+
+def test_a_commit_of_the_new_tools_and_what_an_auditor_reads_after_the_job(
+    gh: tuple[Api, FakeGitHub, list[str]], dexec: Any
+) -> None:
+    """delete_file, move_file and executable reach the one commit; after the job is deleted the
+    auditor reads the diff that was kept, and its patch hash is the one the commit record names."""
+    api, fake, jobs = gh
+    auditor = Api(api.service, api.service.tokens["auditor"])
+    repo = new_repo(fake)
+    job = create(api, jobs, repo)
+    api.tool_ok(job["id"], "delete_file", path="old.txt")
+    api.tool_ok(job["id"], "move_file", **{"from": "src/app.py", "to": "lib/app.py"})
+    api.tool_ok(job["id"], "write_file", path="tools/go.sh", content="#!/bin/sh\n", executable=True)
+    api.tool_ok(job["id"], "write_file", path="run.sh", content="#!/bin/sh\necho run\n", executable=False)
+    live = auditor.get(f"/v1/jobs/{job['id']}/diff")
+    assert live.status_code == 200 and live.json()["kept"] is False  # auditors read the diff too
+    r = commit(api, job)
+    assert r.status_code == 200, r.text
+    sha = r.json()["commit_sha"]
+    status = git_out(fake, repo, "show", "--name-status", "--format=", sha).splitlines()
+    want = ["D\told.txt", "D\tsrc/app.py", "A\tlib/app.py", "A\ttools/go.sh", "M\trun.sh"]
+    assert sorted(status) == sorted(want)
+    tree = {ln.split("\t")[1]: ln.split()[0] for ln in git_out(fake, repo, "ls-tree", "-r", sha).splitlines()}
+    assert tree["tools/go.sh"] == "100755" and tree["run.sh"] == "100644"
+
+    assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    kept = auditor.get(f"/v1/jobs/{job['id']}/diff")
+    assert kept.status_code == 200, kept.text
+    body = kept.json()
+    assert body["kept"] is True and body["patch"] == live.json()["patch"]
+    assert {f["path"] for f in body["files"]} == {p.split("\t")[1] for p in want}
+    records = auditor.get("/v1/audit", params={"job_id": job["id"], "action": "commit"}).json()["records"]
+    assert records[-1]["details"]["patch_sha256"] == body["patch_sha256"] == live.json()["patch_sha256"]

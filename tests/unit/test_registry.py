@@ -68,7 +68,7 @@ def test_every_tool_calls_a_declared_helper_op_and_every_op_is_used() -> None:
         args_model, _ = ops.OPS[call.op]
         args_model.model_validate(call.args)  # the arguments fit the op's declared schema
         used.add(call.op)
-    assert used == set(ops.OPS)
+    assert used | {"note"} == set(ops.OPS)  # note: the service's line for a plain exec
 
 
 def test_bot_facing_openapi_extension_is_the_registry() -> None:

@@ -5,6 +5,7 @@
 //	dockyard-tool kill MARKER          SIGKILL every process whose environment has DOCKYARD_EXEC=MARKER
 //	dockyard-tool schema               the schema op's result as one JSON line
 //	dockyard-tool version              {"version": 1}
+//	dockyard-tool logd                 a job box's main process: its exec log FIFO onto stdout
 package main
 
 import (
@@ -24,7 +25,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// A write past the fsize ulimit fails with EFBIG (disk_full) instead of killing the helper.
 	signal.Ignore(syscall.SIGXFSZ)
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: dockyard-tool serve [--root DIR] | kill MARKER | schema | version")
+		fmt.Fprintln(stderr, "usage: dockyard-tool serve [--root DIR] | kill MARKER | schema | version | logd")
 		return 2
 	}
 	switch args[0] {
@@ -58,6 +59,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return printJSON(stdout, buildSchema())
 	case "version":
 		return printJSON(stdout, map[string]int{"version": protocolVersion})
+	case "logd":
+		return runLogd(logFifo, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "dockyard-tool: unknown command %q\n", args[0])
 	return 2

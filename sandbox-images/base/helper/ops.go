@@ -69,6 +69,7 @@ func init() {
 		defOp("search", false, opSearch),
 		defOp("diff", true, opDiff),
 		defOp("read_blobs", false, opReadBlobs),
+		defOp("note", false, opNote),
 	}
 	ops = map[string]*opSpec{}
 	for _, o := range list {

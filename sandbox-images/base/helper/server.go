@@ -29,6 +29,8 @@ type call struct {
 	ctx       context.Context
 	cancelFn  context.CancelFunc
 	cancelled int32
+	names     string // the paths its arguments name (for the box's log line)
+	bytesIn   int
 }
 
 func (c *call) wasCancelled() bool { return atomic.LoadInt32(&c.cancelled) == 1 }
@@ -48,6 +50,7 @@ type server struct {
 	stopping int32
 	wg       sync.WaitGroup
 	log      io.Writer
+	execLog  *execLog // the box's log stream (nil outside a job box)
 }
 
 func newServer(root *Root, out io.Writer, logw io.Writer) *server {
@@ -56,7 +59,7 @@ func newServer(root *Root, out io.Writer, logw io.Writer) *server {
 		logw = io.Discard
 	}
 	return &server{root: root, out: out, sem: newFifoSem(maxConcurrent), kids: newChildSet(),
-		calls: map[int64]*call{}, base: base, stop: stop, log: logw}
+		calls: map[int64]*call{}, base: base, stop: stop, log: logw, execLog: openExecLog(logFifo)}
 }
 
 type reqHeader struct {
@@ -116,7 +119,7 @@ func (s *server) serve(in io.Reader) int {
 			s.protocolError("the header needs an integer id >= 1 and an op")
 			return 2
 		}
-		c := &call{id: *req.ID, op: *req.Op, received: received}
+		c := &call{id: *req.ID, op: *req.Op, received: received, names: describeArgs(req.Args), bytesIn: len(body)}
 		s.mu.Lock()
 		_, dup := s.calls[c.id]
 		s.mu.Unlock()
@@ -225,10 +228,12 @@ func (s *server) doCancel(c *call, raw json.RawMessage) {
 }
 
 func (s *server) respond(c *call, result interface{}, body []byte) {
+	s.logCall(c, "ok", len(body))
 	s.write(&respHeader{ID: c.id, OK: true, Result: result, DurationMs: time.Since(c.received).Milliseconds()}, body)
 }
 
 func (s *server) respondErr(c *call, e *opError) {
+	s.logCall(c, e.Code, 0)
 	s.write(&respHeader{ID: c.id, OK: false, Error: e, DurationMs: time.Since(c.received).Milliseconds()}, nil)
 }
 

@@ -34,6 +34,9 @@ UNPACK_ARGV = [
     "--delay-directory-restore",
 ]
 UNPACK_OUTPUT_CAP = 1 << 20
+# A job box's main process: the helper's log daemon, whose stdout is the box's log stream (one line
+# per call the helper answers, one per plain exec the service notes).
+LOGD_ARGV = ["dockyard-tool", "logd"]
 # What tar says (a short write is how a full tmpfs shows), or how it dies (SIGXFSZ: 128 + 25),
 # when the tree does not fit the caps.
 _NO_ROOM = ("no space left on device", "wrote only", "file too large", "disk quota exceeded")
@@ -71,7 +74,7 @@ class DockerBackend(EnvBoxes):
         try:
             created = client.api.create_container(
                 spec.image,
-                command=["sleep", "infinity"],
+                command=LOGD_ARGV,
                 name=name,
                 user=spec.user,
                 working_dir=WORKSPACE,
