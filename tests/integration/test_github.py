@@ -306,11 +306,12 @@ def test_a_commit_of_the_new_tools_and_what_an_auditor_reads_after_the_job(
     r = commit(api, job)
     assert r.status_code == 200, r.text
     sha = r.json()["commit_sha"]
-    status = git_out(fake, repo, "show", "--name-status", "--format=", sha).splitlines()
+    status = git_out(fake, repo, "show", "--no-renames", "--name-status", "--format=", sha).splitlines()
     want = ["D\told.txt", "D\tsrc/app.py", "A\tlib/app.py", "A\ttools/go.sh", "M\trun.sh"]
     assert sorted(status) == sorted(want)
     tree = {ln.split("\t")[1]: ln.split()[0] for ln in git_out(fake, repo, "ls-tree", "-r", sha).splitlines()}
     assert tree["tools/go.sh"] == "100755" and tree["run.sh"] == "100644"
+    assert git_out(fake, repo, "ls-tree", f"{sha}^", "run.sh").split()[0] == "100755"  # a mode change
 
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     kept = auditor.get(f"/v1/jobs/{job['id']}/diff")
