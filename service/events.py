@@ -16,10 +16,14 @@ class EventHub:
 
     async def publish(self, job_id: str, type_: str, data: dict[str, Any] | None = None) -> EventRecord:
         event = await self._store.add_event(job_id, type_, data or {})
-        for queue in list(self._subscribers.get(job_id, ())):
+        self.deliver(event)
+        return event
+
+    def deliver(self, event: EventRecord) -> None:
+        """Hand a stored event to the live subscribers of its job."""
+        for queue in list(self._subscribers.get(event.job_id, ())):
             if queue.qsize() < 1000:  # a stalled reader loses live events, never the service's memory
                 queue.put_nowait(event)
-        return event
 
     def subscribe(self, job_id: str) -> asyncio.Queue[EventRecord]:
         queue: asyncio.Queue[EventRecord] = asyncio.Queue()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -166,9 +167,15 @@ def _to_column(key: str, value: Any) -> Any:
     return value
 
 
+JOB_CACHE = 4096  # job records kept in memory (read-through, dropped on write)
+
+
 class Store:
     def __init__(self, db: aiosqlite.Connection, keys: AuditKeys | None = None):
         self._db = db
+        self._jobs: OrderedDict[str, JobRecord] = OrderedDict()
+        self._head: tuple[int, str] | None = None  # the audit chain's last (seq, hash)
+        self._job_writes = 0
         self.keys = keys  # authenticate every new audit record (None: the chain is unkeyed)
         # One connection: writes are serialised so no statement lands inside another's transaction.
         self._write_lock = asyncio.Lock()
@@ -198,28 +205,45 @@ class Store:
 
     # --- the one write path --------------------------------------------------------------------
 
-    async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]], audit: AuditEntry | None) -> None:
+    async def _write(
+        self,
+        statements: Sequence[tuple[str, Sequence[Any]]],
+        audit: AuditEntry | None,
+        job_id: str | None = None,
+    ) -> int | None:
+        """One transaction: the statements and the audit record. `job_id`: the job row they change
+        (its cached copy is dropped). Returns the row id the last statement inserted."""
         record: AuditRecord | None = None
+        rowid: int | None = None
         async with self._write_lock:
+            if job_id is not None:
+                self._jobs.pop(job_id, None)
+                self._job_writes += 1
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    await self._db.execute(sql, params)
+                    cur = await self._db.execute(sql, params)
+                    rowid = cur.lastrowid
                 if audit is not None:
                     record = await self._append_audit(audit)
                 await self._db.execute("COMMIT")
             except BaseException:
+                self._head = None  # the chain's head is read again after a rollback
                 await self._db.execute("ROLLBACK")
                 raise
+            if record is not None:
+                self._head = (record.seq, record.hash)
         if record is not None:
             for hook in self.on_audit:
                 hook(record)
+        return rowid
 
     async def _append_audit(self, entry: AuditEntry) -> AuditRecord:
-        async with self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
-            last = await cur.fetchone()
-        seq = (last["seq"] + 1) if last else 1
-        prev = last["hash"] if last else "0" * 64
+        if self._head is None:  # we are the only writer: the head is read once, then kept
+            rows = await self._db.execute_fetchall("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            last = next(iter(rows), None)
+            self._head = (last["seq"], last["hash"]) if last else (0, "0" * 64)
+        seq, prev = self._head[0] + 1, self._head[1]
         if entry.tenant is None and not entry.actor.tenant and entry.job_id:
             # A system action on a job (reap, reconcile) belongs to the job's tenant.
             async with self._db.execute("SELECT tenant FROM jobs WHERE id = ?", (entry.job_id,)) as cur:
@@ -243,21 +267,38 @@ class Store:
         cols["updated_at"] = _ts(now())
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
-        await self._write([(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(cols.values()))], audit)
+        await self._write(
+            [(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(cols.values()))], audit, job.id
+        )
 
     async def update_job(self, job_id: str, audit: AuditEntry | None = None, **fields: Any) -> None:
         cols = {k: _to_column(k, v) for k, v in fields.items()}
         cols["updated_at"] = _ts(now())
         sets = ", ".join(f"{k} = ?" for k in cols)
-        await self._write([(f"UPDATE jobs SET {sets} WHERE id = ?", [*cols.values(), job_id])], audit)
+        await self._write([(f"UPDATE jobs SET {sets} WHERE id = ?", [*cols.values(), job_id])], audit, job_id)
 
     async def audit(self, entry: AuditEntry) -> None:
         await self._write([], entry)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        async with self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return _row_to_job(row) if row else None
+        """The job as stored. Every job row is written through this store, so what it read last
+        is kept (a bounded cache, dropped on each write of that row): tool calls read their job
+        twice per request, and a read is a round trip to SQLite's thread."""
+        cached = self._jobs.get(job_id)
+        if cached is not None:
+            self._jobs.move_to_end(job_id)
+            return cached
+        writes = self._job_writes
+        rows = await self._db.execute_fetchall("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = next(iter(rows), None)
+        if row is None:
+            return None
+        job = _row_to_job(row)
+        if writes == self._job_writes and not self._write_lock.locked():  # no write meanwhile
+            self._jobs[job_id] = job
+            while len(self._jobs) > JOB_CACHE:
+                self._jobs.popitem(last=False)
+        return job
 
     async def list_jobs(
         self,
@@ -307,6 +348,22 @@ class Store:
         return [json.loads(r["limits"]) for r in rows]
 
     # --- events --------------------------------------------------------------------------------
+
+    async def audit_with_event(
+        self, entry: AuditEntry, job_id: str, type_: str, data: dict[str, Any]
+    ) -> EventRecord:
+        """An audit record and the job event it announces, in one transaction."""
+        at = now()
+        seq = await self._write(
+            [
+                (
+                    "INSERT INTO job_events (job_id, at, type, data) VALUES (?, ?, ?, ?)",
+                    (job_id, _ts(at), type_, json.dumps(data, sort_keys=True)),
+                )
+            ],
+            entry,
+        )
+        return EventRecord(seq or 0, job_id, at, type_, data)
 
     async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> EventRecord:
         at = now()

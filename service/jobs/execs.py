@@ -154,31 +154,27 @@ class Execs:
             details["error"] = error.message
         timed_out = reply is not None and reply.timed_out
         outcome = error.code if error is not None else ("timed_out" if timed_out else "ok")
-        await self.store.audit(
-            AuditEntry(
-                actor=actor,
-                action=action,
-                outcome=outcome,
-                job_id=job.id,
-                container_id=job.container_id,
-                argv=call.argv,
-                exit_code=None if reply is None else (0 if reply.ok else 3),
-                duration_ms=None if reply is None else reply.duration_ms,
-                bytes_in=None if reply is None else reply.bytes_in,
-                bytes_out=None if reply is None else reply.bytes_out,
-                details=details,
-            )
+        entry = AuditEntry(
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            job_id=job.id,
+            container_id=job.container_id,
+            argv=call.argv,
+            exit_code=None if reply is None else (0 if reply.ok else 3),
+            duration_ms=None if reply is None else reply.duration_ms,
+            bytes_in=None if reply is None else reply.bytes_in,
+            bytes_out=None if reply is None else reply.bytes_out,
+            details=details,
         )
-        await self.hub.publish(
-            job.id,
-            "exec",
-            {
-                "action": action,
-                "outcome": outcome,
-                "duration_ms": None if reply is None else reply.duration_ms,
-                **_path(call.path),
-            },
-        )
+        event = {
+            "action": action,
+            "outcome": outcome,
+            "duration_ms": None if reply is None else reply.duration_ms,
+            **_path(call.path),
+        }
+        # the record and its `exec` event in one transaction: one round trip to the store per call
+        self.hub.deliver(await self.store.audit_with_event(entry, job.id, "exec", event))
 
     # --- plain commands: a fresh exec -------------------------------------------------------------
 

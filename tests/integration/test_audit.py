@@ -97,6 +97,9 @@ def test_each_sandbox_request_is_exactly_one_record(api, auditor_api, admin_api,
         assert r.status_code in (200, 204), r.text[:300]
         new = records(auditor_api, after=before)
         mine = [x for x in new if x["job_id"] in (job["id"], None)]
+        if action == "job.delete":  # the service keeps the final diff first: its own exec, its own record
+            kept, mine = mine[0], mine[1:]
+            assert (kept["action"], kept["actor"], kept["role"]) == ("diff", "dockyard", "system"), kept
         assert [x["action"] for x in mine] == [action], (action, mine)
     # A refused tool call on the ended job changes nothing and is not an exec.
     before = head(auditor_api)
@@ -276,7 +279,7 @@ def test_outcome_is_committed_once_and_survives_a_restart(tmp_path, fixture_repo
         body = json.loads(git(repo, "show", f"HEAD:{rel}"))
         assert body["job"]["id"] == job["id"] and body["job"]["status"] == "destroyed"
         assert body["job"]["base_sha"] == fixture_repo.sha and body["job"]["labels"] == {"bug": "BUG-7"}
-        assert body["ended"]["how"] == "deleted" and body["execs"]["by_action"] == {"tool.write_file": 1}
+        assert body["ended"]["how"] == "deleted" and body["execs"]["by_action"] == {"tool.write_file": 1, "diff": 1}
         mine = records(auditor, job_id=job["id"])
         assert body["audit"]["first_seq"] == mine[0]["seq"]
         assert body["audit"]["last_seq"] == mine[-1]["seq"] and mine[-1]["action"] == "job.delete"
