@@ -15,7 +15,7 @@ import hmac
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -143,8 +143,17 @@ class AuditRecord:
         return replace(self, key_id=kid, mac=mac)
 
 
+RECORD_FIELDS = fields(AuditRecord)
+
+
+def fields_of(record: AuditRecord) -> dict[str, Any]:
+    """A record's fields as a dict, values as they are (`asdict` deep-copies every value: this is
+    on every write's path, and records are frozen)."""
+    return {f.name: getattr(record, f.name) for f in RECORD_FIELDS}
+
+
 def chain_hash(record: AuditRecord) -> str:
-    body = asdict(record)
+    body = fields_of(record)
     for name in ("hash", "key_id", "mac"):  # the MAC authenticates the hash: it is not in it
         body.pop(name)
     if body["tenant"] is None:  # records from before tenants existed keep their hashes
@@ -325,7 +334,7 @@ SURFACED = ("path", "content_sha256", "before_sha256")  # details a record shows
 
 def record_json(record: AuditRecord) -> dict[str, Any]:
     """A record as the API shows it: its columns, and the details callers filter on as fields."""
-    body = asdict(record)
+    body = fields_of(record)
     for key in SURFACED:
         value = record.details.get(key)
         body[key] = value if isinstance(value, str) else None

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from service.audit import SYSTEM, AuditEntry, AuditKeys, AuditRecord, chain_hash
+from service.audit import SYSTEM, AuditEntry, AuditKeys, AuditRecord, chain_hash, fields_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -252,7 +252,7 @@ class Store:
                 entry = replace(entry, tenant=row["tenant"])
         record = AuditRecord.from_entry(entry, seq=seq, at=_ts(now()), prev_hash=prev)
         record = record.with_hash(chain_hash(record)).signed(self.keys)
-        cols = asdict(record)
+        cols = fields_of(record)
         cols["argv"] = json.dumps(cols["argv"]) if cols["argv"] is not None else None
         cols["details"] = json.dumps(cols["details"], sort_keys=True)
         names = ", ".join(cols)
