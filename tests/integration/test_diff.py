@@ -136,5 +136,8 @@ def test_reverting_a_change_drops_it_from_the_diff(api, make_job, fixture_repo):
     assert got["files"] == [] and got["patch"] == ""
 
 
-def test_auditor_cannot_diff(auditor_api, job):
-    auditor_api.error(auditor_api.get(f"/v1/jobs/{job['id']}/diff"), 403, "forbidden")
+def test_auditors_read_the_diff_and_anonymous_callers_do_not(auditor_api, anon_api, api, job):
+    mine = api.get(f"/v1/jobs/{job['id']}/diff")
+    theirs = auditor_api.get(f"/v1/jobs/{job['id']}/diff")
+    assert theirs.status_code == 200 and theirs.json()["patch"] == mine.json()["patch"]
+    anon_api.error(anon_api.get(f"/v1/jobs/{job['id']}/diff"), 401, "unauthorized")
