@@ -318,9 +318,14 @@ class Store:
             params.append(tenant)
         sql += " ORDER BY created_at DESC, id DESC"
         jobs = []
+        writes = self._job_writes
         async with self._db.execute(sql, params) as cur:
             async for row in cur:
                 job = _row_to_job(row)
+                if job.id in self._jobs and writes == self._job_writes:
+                    # a listing refreshes what is kept: a row changed outside this store (an
+                    # operator's edit) is seen at the next reaper pass at the latest
+                    self._jobs[job.id] = job
                 if labels and any(job.labels.get(k) != v for k, v in labels.items()):
                     continue
                 jobs.append(job)

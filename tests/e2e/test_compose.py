@@ -90,7 +90,10 @@ def test_a_job_through_the_compose_stack(
         actions = [
             x["action"] for x in auditor("GET", "/v1/audit", params={"job_id": job["id"]}).json()["records"]
         ]
-        assert actions == ["clone", "job.create", "tool.read_file", "tool.write_file", "diff", "job.delete"]
+        # the second diff: the service keeps the final diff before the box goes
+        assert actions == [
+            "clone", "job.create", "tool.read_file", "tool.write_file", "diff", "diff", "job.delete"
+        ]
         verified = auditor("GET", "/v1/audit/verify").json()
         assert verified["ok"] is True
 
