@@ -53,6 +53,9 @@ async def readyz(request: web.Request) -> web.Response:
     }
     if missing:
         checks["hint"] = "run `dockyard images build`"
+    siem = request.app.get("dockyard.siem")
+    if siem is not None:  # a sink behind or retrying is reported, never a reason to be unready
+        checks["siem"] = siem.status()
     return answer(Health(status="ok" if ok else "unavailable", checks=checks), status=200 if ok else 503)
 
 

@@ -184,11 +184,17 @@ def test_a_collector_that_was_down_gets_everything_after_it_comes_back(
             api.write(job["id"], f"siem/down-{i}.txt", f"while the collector is down {i}\n")
         wait_for(lambda: _lag(api, "lag_records") >= 3, what="records behind on /metrics")
         wait_for(lambda: _lag(api, "lag_seconds") > 1.0, what="seconds behind on /metrics")
+        ready = api.get("/readyz")
+        assert ready.status_code == 200  # a sink behind does not make the service unready
+        sinks = ready.json()["checks"]["siem"]
+        assert sinks["http"]["state"] == "retrying" and sinks["http"]["behind"] >= 3, sinks
         got.down = False
         receivers.run(receivers.tcp.start())  # back, on the same port
         n = len(_stored(svc))
         wait_for(lambda: len(got.http_seqs()) >= n and len(got.messages) >= n, timeout=30, what="delivered")
         wait_for(lambda: _lag(api, "lag_records") == 0 and _lag(api, "lag_seconds") == 0, what="no lag")
+        state = lambda: api.get("/readyz").json()["checks"]["siem"]["http"]["state"]  # noqa: E731
+        wait_for(lambda: state() == "caught up", what="the sink caught up on /readyz")
         assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
         svc.stop()
         stored = [s for s, _ in _stored(svc)]
