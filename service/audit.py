@@ -199,6 +199,10 @@ class ChainVerifier:
         self.next_seq = 1
         self.broken: tuple[int, str] | None = None
 
+    def feed_rows(self, rows: list[dict[str, Any]]) -> bool:
+        """Check rows in order; False once the chain is broken (stop feeding)."""
+        return all(self.feed_row(row) for row in rows)
+
     def feed_row(self, row: dict[str, Any]) -> bool:
         """Check one stored row; False once the chain is broken (stop feeding)."""
         if self.broken is not None:
