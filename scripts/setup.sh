@@ -51,8 +51,8 @@ print(os.path.dirname(service.__file__))'
     log "python package installed"
     return
   fi
-  log "installing the python package (pip install -e .[test])"
-  python3 -m pip install -q --disable-pip-version-check -e '.[test]' ./sdk
+  log "installing the python packages (pip install -e .[test] -e ./sdk)"
+  python3 -m pip install -q --disable-pip-version-check -e '.[test]' -e ./sdk
 }
 
 ensure_chromium() {
