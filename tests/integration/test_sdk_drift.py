@@ -68,8 +68,9 @@ def test_every_request_field_is_an_sdk_parameter(document: dict[str, Any]) -> No
             params = set(inspect.signature(_sdk_method(surfaces, e.sdk)).parameters)
             for wire in _request_fields(document, op):
                 name = e.wire_names.get(wire, wire)
-                if wire not in e.internal and name not in params and "tool_input" not in params:
-                    missing.append(f"{m} {p}: field {wire!r} is no parameter of {surfaces['client'].__name__} {e.sdk}")
+                if wire not in e.internal and name not in params:
+                    client = surfaces["client"].__name__
+                    missing.append(f"{m} {p}: field {wire!r} is no parameter of {client} {e.sdk}")
     assert not missing, "\n".join(sorted(set(missing)))
 
 
@@ -177,7 +178,9 @@ def _answer_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize("endpoint", _answer_cases())
-def test_answer_model_matches_the_live_schema(document: dict[str, Any], endpoint: _endpoints.Endpoint) -> None:
+def test_answer_model_matches_the_live_schema(
+    document: dict[str, Any], endpoint: _endpoints.Endpoint
+) -> None:
     if endpoint.path not in document["paths"]:
         pytest.skip(f"{endpoint.method} {endpoint.path} is not served by this service yet")
     live = _answer_schema(document, endpoint.method, endpoint.path)
