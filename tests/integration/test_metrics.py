@@ -37,8 +37,8 @@ def test_metrics_are_public_and_name_every_family(anon_api):
         "dockyard_exec_timeouts_total",
         "dockyard_exec_oom_kills_total",
         "dockyard_reaped_sandboxes_total",
-        "github_calls_total",
-        "github_retries_total",
+        "dockyard_github_calls_total",
+        "dockyard_github_retries_total",
         "process_resident_memory_bytes",
     ):
         assert re.search(rf"^# TYPE {family.removesuffix('_total')}(_total)? ", text, re.M), family
