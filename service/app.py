@@ -299,6 +299,7 @@ def build_app(settings: Settings) -> web.Application:
         github = GitHubApp(settings)
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)
         app[JOBS].config.on_tokens.append(token_table.replace)  # reload re-reads the tokens file
+        app[JOBS].config.on_tokens.append(lambda _: sessions.keep_only(token_table.actors()))
         app[IDEMPOTENCY] = Idempotency(store, settings.idempotency_ttl_s)
         env = EnvService(app[JOBS], instance)
         await env.start()

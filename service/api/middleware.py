@@ -127,6 +127,9 @@ class TokenTable:
     def replace(self, tokens: dict[str, TokenInfo]) -> None:
         self._digests = self._table(tokens)  # one assignment: a lookup sees the old or the new table
 
+    def actors(self) -> set[Actor]:
+        return {_actor_of(token, info) for token, info in self._digests.values()}
+
     def __len__(self) -> int:
         return len(self._digests)
 
@@ -139,8 +142,11 @@ class TokenTable:
                 found = pair
         if found is None:
             return None
-        token, info = found
-        return Actor(f"{info.role}-{token_fingerprint(token)}", info.role, info.tenant)
+        return _actor_of(*found)
+
+
+def _actor_of(token: str, info: TokenInfo) -> Actor:
+    return Actor(f"{info.role}-{token_fingerprint(token)}", info.role, info.tenant)
 
 
 def auth_middleware(
