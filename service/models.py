@@ -477,6 +477,11 @@ class LinterRun(_Answer):
         "image", description="repo: the repository's own tool from its environment; image: the image's"
     )
     version: str | None = Field(None, description="the tool's version as it reports it")
+    clamped: dict[str, Clamped] = Field(
+        default_factory=dict,
+        description="this linter's own limits (its ops entry) lowered to the job's or the ops maximum: "
+        "requested → the value applied",
+    )
 
 
 class LintSkipped(_Answer):
