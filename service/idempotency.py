@@ -33,6 +33,13 @@ from service.store import Store, StoredAnswer, now
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotency-Replayed"
 MAX_KEY_CHARS = 255
+# The keys check_key accepts, in JSON Schema's words (the OpenAPI document's header parameter).
+KEY_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_CHARS,
+    "pattern": "^[!-~]([ -~]*[!-~])?$",
+}
 DESCRIPTION = (
     "A client-chosen key (1-255 printable ASCII characters, e.g. a UUID) that makes a retry safe: "
     "the same key with the same body answers the first successful answer again (header "

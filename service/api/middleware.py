@@ -241,7 +241,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 IDEMPOTENCY_KEY = HeaderParam(
     idempotency.HEADER,
     idempotency.DESCRIPTION,
-    {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_CHARS, "pattern": "^[!-~]([ -~]*[!-~])?$"},
+    idempotency.KEY_SCHEMA,
     errors=(400, 409),
 )
 

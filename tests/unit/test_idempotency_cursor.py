@@ -123,3 +123,17 @@ def test_openapi_declares_the_header_on_exactly_the_two_creating_routes() -> Non
         if any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
     )
     assert with_header == [("/v1/jobs", "post"), ("/v1/jobs/{id}/commit", "post")]
+
+
+@pytest.mark.parametrize("key", ["a", "a b", " a", "a ", "~" * 255, "~" * 256, "", "a\tb", "caf\u00e9"])
+def test_the_header_schema_says_exactly_what_check_key_takes(key: str) -> None:
+    import re
+
+    schema = idempotency.KEY_SCHEMA
+    in_schema = bool(re.match(str(schema["pattern"]), key)) and len(key) <= int(schema["maxLength"])
+    try:
+        idempotency.check_key(key)
+        accepted = True
+    except InvalidRequest:
+        accepted = False
+    assert in_schema == accepted
