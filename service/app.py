@@ -12,9 +12,16 @@ from aiohttp import web
 
 from service import __version__, metrics
 from service.api import audit, git_host, health, jobs, lint, tests, tools
-from service.api.middleware import TokenTable, auth_middleware, errors_middleware
+from service.api.middleware import (
+    IDEMPOTENCY_KEY,
+    TokenTable,
+    auth_middleware,
+    errors_middleware,
+    idempotency_middleware,
+    metrics_middleware,
+)
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TESTS, TRAIL
+from service.app_keys import BACKEND, GITHOST, IDEMPOTENCY, JOBS, LINT, SETTINGS, TESTS, TRAIL
 from service.audit import SYSTEM
 from service.console import pages as console
 from service.console.sessions import Sessions, is_console
@@ -23,6 +30,7 @@ from service.errors import DockyardError
 from service.events import EventHub
 from service.github.client import GitHubApp
 from service.github.git_host import GitHost
+from service.idempotency import Idempotency
 from service.images import resolve_images
 from service.jobs import ImageState, JobService
 from service.lint.runner import LintService
@@ -125,6 +133,7 @@ def routes() -> list[Route]:
             answer=Job,
             status=201,
             errors=(404, 413, 429, 502, 503),
+            headers=(IDEMPOTENCY_KEY,),
         ),
         Route(
             "GET",
@@ -181,6 +190,7 @@ def routes() -> list[Route]:
             body=CommitRequest,
             answer=CommitResult,
             errors=(*TOOL_ERRORS, 502),
+            headers=(IDEMPOTENCY_KEY,),
         ),
         Route(
             "GET",
@@ -240,6 +250,8 @@ def build_app(settings: Settings) -> web.Application:
     table = routes()
     assert all(r.roles is None or r.roles <= ALL_ROLES for r in table)
     sessions = Sessions(settings.console_session_ttl_s, settings.console_max_sessions)
+    token_table = TokenTable(dict(tokens))  # one table: the API and the console; swapped on reload
+    route_index = {(r.method, r.path): r for r in table}
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -247,8 +259,10 @@ def build_app(settings: Settings) -> web.Application:
         # 4-byte characters is 48 KiB percent-encoded (aiohttp's default line cap is 8 KiB).
         handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
         middlewares=[
+            metrics_middleware,  # outermost: counts what the client got, errors included
             errors_middleware,
-            auth_middleware(dict(tokens), {(r.method, r.path): r for r in table}, sessions),
+            auth_middleware(token_table, route_index, sessions),
+            idempotency_middleware(route_index),
         ],
     )
     app[SETTINGS] = settings
@@ -262,7 +276,7 @@ def build_app(settings: Settings) -> web.Application:
     }
     for r in table:
         app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
-    console.setup(app, TokenTable(dict(tokens)), sessions)
+    console.setup(app, token_table, sessions)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = await Store.open(settings.state_dir, audit_keys)
@@ -284,6 +298,9 @@ def build_app(settings: Settings) -> web.Application:
         app[BACKEND] = backend
         github = GitHubApp(settings)
         app[JOBS] = JobService(settings, store, backend, images, EventHub(store), github)
+        app[JOBS].config.on_tokens.append(token_table.replace)  # reload re-reads the tokens file
+        app[JOBS].config.on_tokens.append(lambda _: sessions.keep_only(token_table.actors()))
+        app[IDEMPOTENCY] = Idempotency(store, settings.idempotency_ttl_s)
         env = EnvService(app[JOBS], instance)
         await env.start()
         app[JOBS].env = env

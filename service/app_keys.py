@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from service.github.git_host import GitHost
+    from service.idempotency import Idempotency
     from service.jobs import JobService
     from service.lint.runner import LintService
     from service.sandbox.backend import SandboxBackend
@@ -22,3 +23,4 @@ LINT: web.AppKey[LintService] = web.AppKey("lint")
 TESTS: web.AppKey[TestService] = web.AppKey("tests")
 GITHOST: web.AppKey[GitHost] = web.AppKey("githost")
 TRAIL: web.AppKey[OutcomeTrail] = web.AppKey("trail")
+IDEMPOTENCY: web.AppKey[Idempotency] = web.AppKey("idempotency")

@@ -102,6 +102,12 @@ class FileExists(Conflict):
     code = "file_exists"
 
 
+class IdempotencyConflict(Conflict):
+    """An Idempotency-Key reused with another body (or on another operation) than its first use."""
+
+    code = "idempotency_conflict"
+
+
 class PayloadTooLarge(DockyardError):
     status = 413
     code = "payload_too_large"

@@ -215,10 +215,16 @@ class JobListQuery(_Request):
         None, description="auditors and admins: only this tenant's jobs (a bot always sees only its own)"
     )
     limit: int = Field(100, ge=1, le=1000)
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None, description="the next_cursor of the previous page (opaque; send the same filters with it)"
+    )
 
 
 class JobList(_Answer):
     jobs: list[Job]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` for the next page; null: this was the last page"
+    )
 
 
 class JobEvent(_Answer):
@@ -471,6 +477,11 @@ class LinterRun(_Answer):
         "image", description="repo: the repository's own tool from its environment; image: the image's"
     )
     version: str | None = Field(None, description="the tool's version as it reports it")
+    clamped: dict[str, Clamped] = Field(
+        default_factory=dict,
+        description="this linter's own limits (its ops entry) lowered to the job's or the ops maximum: "
+        "requested → the value applied",
+    )
 
 
 class LintSkipped(_Answer):

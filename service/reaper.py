@@ -9,7 +9,8 @@ At start-up (before the first request) and then every `DOCKYARD_REAP_INTERVAL_S`
 - a labelled container or volume of THIS service that no live job owns is removed (audit `reap`,
   outcome `orphan`): a job's own box is `dockyard-<job>`, anything else (a linter box
   `dockyard-<job>-lint-…`) is an orphan once its job is over or when it predates this process;
-- a live job past its `expires_at` is reaped (audit `reap`, outcome `expired`).
+- a live job past its `expires_at` is reaped (audit `reap`, outcome `expired`);
+- `Idempotency-Key` answers past `DOCKYARD_IDEMPOTENCY_TTL_S` are forgotten.
 
 "This service" is the `dockyard.instance` label: an id kept in the state dir, so two services on
 one engine (or a test's second instance) never remove each other's boxes. Unlabelled legacy boxes
@@ -89,6 +90,9 @@ class Reaper:
     async def tick(self) -> None:
         """One reconcile + reap pass. Raises BackendUnavailable when the backend is away."""
         await self._sweep_work()
+        forgotten = await self.store.sweep_idempotency()  # Idempotency-Keys past their TTL
+        if forgotten:
+            log.info("idempotency_keys_expired", count=forgotten)
         # Jobs first, then the engine: a box listed later than its job can only be newer.
         live = await self.store.list_jobs(statuses=list(LIVE_STATUSES), limit=1_000_000)
         containers, volumes = await self.backend.list_managed()

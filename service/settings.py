@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     console_cookie_secure: bool = Field(
         False, description="mark the console's session cookie Secure (set it when served over TLS)"
     )
+    # Idempotency-Key on POST /v1/jobs and POST /v1/jobs/{id}/commit (service/idempotency.py).
+    idempotency_ttl_s: float = Field(
+        24 * 3600, gt=0, description="how long a first answer is kept for replay under its Idempotency-Key"
+    )
 
     @field_validator("state_dir", "images_config")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -73,6 +74,23 @@ CREATE TABLE IF NOT EXISTS siem_cursors (
     seq INTEGER NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL,
+    route TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (scope, route, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency(expires_at);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 """
 # Columns added after the first release: (table, column, type), added to older databases at open.
 MIGRATIONS = (
@@ -133,6 +151,17 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class StoredAnswer:
+    """The first successful answer to a request made with an Idempotency-Key (service/idempotency.py)."""
+
+    body_sha256: str
+    status: int
+    content_type: str
+    body: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class EventRecord:
     seq: int
     job_id: str
@@ -175,6 +204,7 @@ class Store:
         self._db = db
         self._jobs: OrderedDict[str, JobRecord] = OrderedDict()
         self._head: tuple[int, str] | None = None  # the audit chain's last (seq, hash)
+        self._secrets: dict[str, bytes] = {}
         self._job_writes = 0
         self.keys = keys  # authenticate every new audit record (None: the chain is unkeyed)
         # One connection: writes are serialised so no statement lands inside another's transaction.
@@ -307,9 +337,16 @@ class Store:
         labels: dict[str, str] | None = None,
         tenant: str | None = None,
         limit: int = 1000,
+        before: tuple[datetime, str] | None = None,
     ) -> list[JobRecord]:
+        """Jobs newest first, in the stable order (created_at, id) descending; `before`: only
+        those after that position in this order (a page's cursor: the last job it showed)."""
         sql = "SELECT * FROM jobs WHERE 1 = 1"
         params: list[Any] = []
+        if before is not None:
+            at = _ts(before[0])
+            sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            params.extend([at, at, before[1]])
         if statuses:
             sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
             params.extend(statuses)
@@ -505,6 +542,63 @@ class Store:
                 "ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
                 (sink, seq, _ts(now())),
             )
+
+    # --- idempotency keys (service/idempotency.py) ---------------------------------------------
+
+    async def idempotent_answer(self, scope: str, route: str, key: str) -> StoredAnswer | None:
+        """The answer stored for this key, unless it expired (then it is as if there were none)."""
+        sql = (
+            "SELECT body_sha256, status, content_type, body, expires_at FROM idempotency "
+            "WHERE scope = ? AND route = ? AND key = ? AND expires_at > ?"
+        )
+        async with self._db.execute(sql, (scope, route, key, _ts(now()))) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return StoredAnswer(
+            row["body_sha256"], row["status"], row["content_type"], bytes(row["body"]), _dt(row["expires_at"])
+        )
+
+    async def keep_idempotent_answer(self, scope: str, route: str, key: str, answer: StoredAnswer) -> None:
+        """Store (or replace an expired) answer for this key; not audited (the request itself is)."""
+        sql = (
+            "INSERT OR REPLACE INTO idempotency (scope, route, key, body_sha256, status, content_type, "
+            "body, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        params = (
+            scope,
+            route,
+            key,
+            answer.body_sha256,
+            answer.status,
+            answer.content_type,
+            answer.body,
+            _ts(now()),
+            _ts(answer.expires_at),
+        )
+        await self._write([(sql, params)], None)
+
+    async def sweep_idempotency(self) -> int:
+        """Forget the keys past their TTL; returns how many."""
+        async with self._write_lock:
+            cur = await self._db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (_ts(now()),))
+            count = cur.rowcount
+            await cur.close()
+        return max(count, 0)
+
+    async def secret(self, name: str, size: int = 32) -> bytes:
+        """A random secret made once and kept in the state (e.g. the key that signs list cursors)."""
+        if name in self._secrets:
+            return self._secrets[name]
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(size))
+            )
+            async with self._db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        self._secrets[name] = bytes(row["value"])
+        return self._secrets[name]
 
     async def audit_head(self) -> int:
         """The newest audit seq (0: an empty log)."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from service import cursor
 from service.api.routing import actor, answer, body, query
 from service.app_keys import JOBS
 from service.errors import InvalidRequest, TooManyStreams
@@ -71,13 +72,28 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def list_jobs(request: web.Request) -> web.Response:
+    """Newest first, `limit` at a time; `next_cursor` continues where a page ended (service.cursor)."""
     q = query(request, JobListQuery)
     labels = dict(item.split(":", 1) for item in q.label or [])
-    jobs = await request.app[JOBS].list(
-        actor(request), list(q.status) if q.status else None, labels or None, q.tenant, q.limit
-    )
     service = request.app[JOBS]
-    return answer(JobList(jobs=[job_out(j, service.env_state(j.id)) for j in jobs]))
+    statuses = sorted(set(q.status)) if q.status else None
+    filters = {"status": statuses, "label": sorted(labels.items()), "tenant": q.tenant}
+    key = await service.store.secret(cursor.KEY_NAME)
+    before = cursor.decode(key, q.cursor, filters) if q.cursor is not None else None
+    jobs = await service.list(
+        actor(request),
+        list(statuses) if statuses else None,
+        labels or None,
+        q.tenant,
+        q.limit + 1,  # one more: is there a next page?
+        (before.created_at, before.job_id) if before is not None else None,
+    )
+    page = jobs[: q.limit]
+    next_cursor = None
+    if len(jobs) > q.limit:
+        last = page[-1]
+        next_cursor = cursor.encode(key, cursor.Position(last.created_at, last.id), filters)
+    return answer(JobList(jobs=[job_out(j, service.env_state(j.id)) for j in page], next_cursor=next_cursor))
 
 
 async def delete_job(request: web.Request) -> web.Response:

@@ -8,16 +8,19 @@ on the wire).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+import time
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from service.api.routing import ACTOR_KEY, Handler, Route
-from service.app_keys import JOBS
+from service import idempotency, metrics
+from service.api.routing import ACTOR_KEY, Handler, HeaderParam, Route, actor
+from service.app_keys import IDEMPOTENCY, JOBS
 from service.audit import Actor
 from service.console.render import error_page
 from service.console.sessions import COOKIE, PREFIX, Sessions, is_console
@@ -111,10 +114,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 class TokenTable:
-    """The configured bearer tokens, looked up by digest in constant time per entry."""
+    """The configured bearer tokens, looked up by digest in constant time per entry. `replace`
+    swaps the whole table (a config reload): a request already authenticated keeps its actor."""
 
     def __init__(self, tokens: dict[str, TokenInfo]):
-        self._digests = {hashlib.sha256(t.encode()).digest(): (t, info) for t, info in tokens.items()}
+        self._digests = self._table(tokens)
+
+    @staticmethod
+    def _table(tokens: dict[str, TokenInfo]) -> dict[bytes, tuple[str, TokenInfo]]:
+        return {hashlib.sha256(t.encode()).digest(): (t, info) for t, info in tokens.items()}
+
+    def replace(self, tokens: dict[str, TokenInfo]) -> None:
+        self._digests = self._table(tokens)  # one assignment: a lookup sees the old or the new table
+
+    def actors(self) -> set[Actor]:
+        return {_actor_of(token, info) for token, info in self._digests.values()}
+
+    def __len__(self) -> int:
+        return len(self._digests)
 
     def actor(self, token: str) -> Actor | None:
         """The token's actor (its role plus a fingerprint, never the token), or None if unknown."""
@@ -125,26 +142,30 @@ class TokenTable:
                 found = pair
         if found is None:
             return None
-        token, info = found
-        return Actor(f"{info.role}-{token_fingerprint(token)}", info.role, info.tenant)
+        return _actor_of(*found)
+
+
+def _actor_of(token: str, info: TokenInfo) -> Actor:
+    return Actor(f"{info.role}-{token_fingerprint(token)}", info.role, info.tenant)
 
 
 def auth_middleware(
-    tokens: dict[str, TokenInfo], routes: dict[tuple[str, str], Route], sessions: Sessions | None = None
+    tokens: dict[str, TokenInfo] | TokenTable,
+    routes: dict[tuple[str, str], Route],
+    sessions: Sessions | None = None,
 ) -> Middleware:
     """Bearer tokens with roles and tenants. The actor's name is the role plus a token fingerprint,
     never the token. A route on one job (`{id}`) is answered only for the job's own tenant, or for
     auditors and admins: another tenant's job is `404 job_not_found`, like one that never existed.
     Console routes (/console) also take the console's session cookie; no other route does."""
-    table = TokenTable(tokens)
+    table = tokens if isinstance(tokens, TokenTable) else TokenTable(tokens)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         match = request.match_info
         if match.http_exception is not None:
             raise match.http_exception
-        resource = match.route.resource
-        route = routes.get((match.route.method, resource.canonical if resource else ""))
+        route = _route_of(request, routes)
         if route is None or route.roles is None:
             return await handler(request)
         header = request.headers.get("Authorization", "")
@@ -173,5 +194,92 @@ def auth_middleware(
         if job_id is not None and "{id}" in route.path:
             await request.app[JOBS].authorize(job_id, who)
         return await handler(request)
+
+    return middleware
+
+
+def _route_of(request: web.Request, routes: dict[tuple[str, str], Route]) -> Route | None:
+    match = request.match_info
+    if match.http_exception is not None:
+        return None
+    resource = match.route.resource
+    return routes.get((match.route.method, resource.canonical if resource else ""))
+
+
+# --- HTTP request metrics ------------------------------------------------------------------------
+
+UNMATCHED_ROUTE = "unmatched"  # the route label of a request no route matched (never its path)
+CLIENT_LEFT = 499  # the status label of a request whose client left before its answer
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by method, route TEMPLATE (`/v1/jobs/{id}`, never an id) and
+    status. Outermost, so what it counts is what the client got (errors included)."""
+    match = request.match_info
+    resource = match.route.resource if match.http_exception is None else None
+    route = resource.canonical if resource is not None else UNMATCHED_ROUTE
+    method = request.method if resource is not None else "other"  # no label per made-up method
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        status = CLIENT_LEFT
+        raise
+    finally:
+        metrics.observe_http(method, route, status, time.perf_counter() - started)
+
+
+# --- Idempotency-Key -------------------------------------------------------------------------------
+
+IDEMPOTENCY_KEY = HeaderParam(
+    idempotency.HEADER,
+    idempotency.DESCRIPTION,
+    idempotency.KEY_SCHEMA,
+    errors=(400, 409),
+)
+
+
+def idempotency_middleware(routes: dict[tuple[str, str], Route]) -> Middleware:
+    """On a route declaring the Idempotency-Key header (after auth: a key is the tenant's), replay
+    the first successful answer of a key, or refuse its reuse with another body (see
+    service.idempotency)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = _route_of(request, routes)
+        raw_key = request.headers.get(idempotency.HEADER)
+        if route is None or raw_key is None or IDEMPOTENCY_KEY not in route.headers:
+            return await handler(request)
+        key = idempotency.check_key(raw_key)
+        raw = await request.read()  # kept by aiohttp: the handler reads the same bytes again
+        digest = idempotency.body_digest(raw)
+        if digest is None:  # not JSON: the handler's own 400, and nothing is kept
+            return await handler(request)
+        who = actor(request)
+        scope, path = who.tenant or who.name, f"{request.method} {request.path}"
+        keys = request.app[IDEMPOTENCY]
+        async with keys.hold(scope, path, key):
+            stored = await keys.replay(scope, path, key, digest)
+            if stored is not None:
+                log.info("idempotent_replay", route=path, status=stored.status)
+                return web.Response(
+                    body=stored.body,
+                    status=stored.status,
+                    headers={"Content-Type": stored.content_type, idempotency.REPLAYED_HEADER: "true"},
+                )
+            response = await handler(request)
+            if 200 <= response.status < 300 and isinstance(response, web.Response):
+                body = response.body
+                if isinstance(body, bytes):
+                    content_type = response.headers.get("Content-Type", "application/json")
+                    await keys.keep(scope, path, key, digest, response.status, content_type, body)
+            return response
 
     return middleware

@@ -24,6 +24,18 @@ ALL_ROLES = frozenset({"bot", "auditor", "admin"})
 
 
 @dataclass(frozen=True)
+class HeaderParam:
+    """A request header a route reads (emitted as an OpenAPI header parameter), with the error
+    statuses it can add."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    required: bool = False
+    errors: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str
@@ -36,6 +48,7 @@ class Route:
     query: type[BaseModel] | None = None
     media_type: str = "application/json"
     errors: tuple[int, ...] = ()
+    headers: tuple[HeaderParam, ...] = ()
 
     def allows(self, role: str) -> bool:
         return self.roles is None or role == "admin" or role in self.roles
@@ -189,6 +202,11 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
                         "schema": prop,
                     }
                 )
+        params += [
+            {"name": h.name, "in": "header", "required": h.required, "description": h.description}
+            | {"schema": h.schema}
+            for h in r.headers
+        ]
         if params:
             op["parameters"] = params
         if r.body is not None:
@@ -249,6 +267,8 @@ def _implied_errors(r: Route) -> set[int]:
         statuses.add(404)
     if r.roles is not None:
         statuses |= {401, 403}
+    for h in r.headers:
+        statuses |= set(h.errors)
     return statuses
 
 

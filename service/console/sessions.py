@@ -66,6 +66,11 @@ class Sessions:
         if session_id:
             self._by_key.pop(_key(session_id), None)
 
+    def keep_only(self, actors: set[Actor]) -> None:
+        """End the sessions of actors no longer configured (a token removed by a reload)."""
+        for key in [k for k, s in self._by_key.items() if s.actor not in actors]:
+            del self._by_key[key]
+
     def __len__(self) -> int:
         return len(self._by_key)
 

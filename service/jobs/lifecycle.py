@@ -10,7 +10,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -132,10 +132,13 @@ class Lifecycle:
         labels: dict[str, str] | None,
         tenant: str | None,
         limit: int,
+        before: tuple[datetime, str] | None = None,
     ) -> list[JobRecord]:
         if actor.role == "bot":
             tenant = actor.tenant  # a bot lists only its own tenant's jobs, whatever it asks
-        return await self.store.list_jobs(statuses=statuses, labels=labels, tenant=tenant, limit=limit)
+        return await self.store.list_jobs(
+            statuses=statuses, labels=labels, tenant=tenant, limit=limit, before=before
+        )
 
     def footprint_mb(self, limits: dict[str, Any]) -> int:
         """Host memory a job may hold: its box's memory limit (processes, workspace tmpfs, /tmp)."""

@@ -4,6 +4,7 @@ running image config. Handlers call it; the parts do the work."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,8 +111,10 @@ class JobService:
         labels: dict[str, str] | None,
         tenant: str | None,
         limit: int,
+        before: tuple[datetime, str] | None = None,
     ) -> list[JobRecord]:
-        return await self.lifecycle.list(actor, statuses, labels, tenant, limit)
+        """Newest first; `before`: the (created_at, id) of the last job of the previous page."""
+        return await self.lifecycle.list(actor, statuses, labels, tenant, limit, before)
 
     def footprint_mb(self, limits: dict[str, Any]) -> int:
         return self.lifecycle.footprint_mb(limits)

@@ -320,6 +320,23 @@ class LintService:
         }
         return cfg.clamp(requested)
 
+    @staticmethod
+    def _clamped(pick: Pick, applied: Limits) -> dict[str, Clamped]:
+        """The linter's own limits (its ops entry) that were lowered — to the job's limit or the
+        ops maximum — and to what, so a cut is said, never silent."""
+        spec = pick.spec
+        asked: dict[str, float | None] = {
+            "memory_mb": spec.memory_mb,
+            "cpus": spec.cpus,
+            "pids": spec.pids,
+            "lint_timeout_s": spec.timeout_s,
+        }
+        return {
+            key: Clamped(requested=value, maximum=getattr(applied, key))
+            for key, value in asked.items()
+            if value is not None and value > getattr(applied, key)
+        }
+
     # --- linter boxes: one per (job, image, caps, environment), reset between runs -------------
 
     def _box_spec(
@@ -575,6 +592,7 @@ class LintService:
             error=error,
             tool_source="repo" if tool.source == "repo" else "image",
             version=tool.version,
+            clamped=self._clamped(pick, limits),
         )
 
     async def _one(

@@ -153,6 +153,30 @@ def test_same_diff_same_commit_and_later_commit_replaces(gh: tuple[Api, FakeGitH
     assert api.job(job["id"])["commits"] == [{"sha": second, "branch": "fix/answer"}]
 
 
+def test_commit_with_an_idempotency_key_replays_without_touching_github(
+    gh: tuple[Api, FakeGitHub, list[str]],
+) -> None:
+    api, fake, jobs = gh
+    repo = new_repo(fake)
+    job = create(api, jobs, repo)
+    edit(api, job)
+    path, body = f"/v1/jobs/{job['id']}/commit", {"branch": "fix/answer", "message": "Fix the answer"}
+    first = api.post(path, body, headers={"Idempotency-Key": "commit-1"})
+    assert first.status_code == 200 and "Idempotency-Replayed" not in first.headers
+    calls = len(fake.requests)
+    api.write(job["id"], "docs/new.md", "changed after the first commit\n")
+    again = api.post(path, body, headers={"Idempotency-Key": "commit-1"})
+    assert again.status_code == 200 and again.headers["Idempotency-Replayed"] == "true"
+    assert again.json() == first.json() and len(fake.requests) == calls  # the first answer, nothing sent
+    api.error(
+        api.post(path, {**body, "message": "another"}, headers={"Idempotency-Key": "commit-1"}),
+        409,
+        "idempotency_conflict",
+    )
+    fresh = api.post(path, body, headers={"Idempotency-Key": "commit-2"})  # a new key: a new commit
+    assert fresh.status_code == 200 and fresh.json()["commit_sha"] != first.json()["commit_sha"]
+
+
 def test_branch_moved_without_overlap_builds_on_it_and_overlap_conflicts(
     gh: tuple[Api, FakeGitHub, list[str]],
 ) -> None:

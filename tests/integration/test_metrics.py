@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,8 +38,8 @@ def test_metrics_are_public_and_name_every_family(anon_api):
         "dockyard_exec_timeouts_total",
         "dockyard_exec_oom_kills_total",
         "dockyard_reaped_sandboxes_total",
-        "github_calls_total",
-        "github_retries_total",
+        "dockyard_github_calls_total",
+        "dockyard_github_retries_total",
         "process_resident_memory_bytes",
     ):
         assert re.search(rf"^# TYPE {family.removesuffix('_total')}(_total)? ", text, re.M), family
@@ -88,3 +89,46 @@ def test_logs_are_json_with_request_and_job_ids(api, make_job, service):
     assert len(ready) == 1
     assert ready[0]["request_id"] and ready[0]["level"] == "info" and ready[0]["timestamp"]
     assert ready[0]["actor"].startswith("bot-")
+
+
+def families(anon_api) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(anon_api.get("/metrics").text)}
+
+
+def test_http_requests_are_counted_by_route_template_method_and_status(api, anon_api, job):
+    name = "dockyard_http_requests_total"
+    route = "/v1/jobs/{id}/tools/read_file"
+    before = scrape(anon_api)
+    api.read(job["id"], "README.md")
+    api.read(job["id"], "README.md")
+    api.error(api.tool(job["id"], "read_file", path="no/such/file"), 404, "file_not_found")
+    api.error(api.get("/v1/no/such/route"), 404)
+    api.error(api.get(f"/v1/jobs/{job['id']}", headers={"Authorization": "Bearer nope-nope-nope-nope"}), 401)
+    after = scrape(anon_api)
+
+    def moved(**labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved(method="POST", route=route, status="200") == 2
+    assert moved(method="POST", route=route, status="404") == 1
+    assert moved(method="other", route="unmatched", status="404") == 1
+    assert moved(method="GET", route="/v1/jobs/{id}", status="401") == 1
+    seconds = "dockyard_http_request_duration_seconds_count"
+    assert value(after, seconds, method="POST", route=route, status="200") - value(
+        before, seconds, method="POST", route=route, status="200"
+    ) == 2
+    routes = {dict(labels)["route"] for (sample, labels) in after if sample == name}
+    assert job["id"] not in str(routes) and "/v1/no/such/route" not in routes
+
+
+def test_build_info_and_every_metric_is_prefixed(anon_api):
+    from service import __version__
+
+    fams = families(anon_api)
+    (info,) = fams["dockyard_build_info"].samples
+    assert info.name == "dockyard_build_info" and info.value == 1
+    assert info.labels["version"] == __version__ and re.match(r"^3\.\d+\.\d+", info.labels["python"])
+    # the client library's standard process_/python_ collectors keep their well-known names
+    ours = [n for n in fams if not n.startswith(("process_", "python_"))]
+    assert ours and all(n.startswith("dockyard_") for n in ours), [n for n in ours if not n.startswith("dockyard_")]
+    assert "dockyard_github_calls" in fams and "github_calls" not in fams
