@@ -273,6 +273,7 @@ class LinterRun(_Model):
     error: str | None = None
     tool_source: Literal["repo", "image"] = "image"
     version: str | None = None
+    clamped: dict[str, Clamped] = Field(default_factory=dict)
 
 
 class LintSkipped(_Model):
