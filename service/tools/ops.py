@@ -22,9 +22,9 @@ from service.errors import (
     InvalidPattern,
     InvalidRequest,
     IsADirectory,
-    PathOutsideWorkspace,
     NotADirectory,
     NotAFile,
+    PathOutsideWorkspace,
     PayloadTooLarge,
     SandboxFailed,
 )
