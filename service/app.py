@@ -102,7 +102,10 @@ def routes() -> list[Route]:
             "This contract as OpenAPI 3.1",
             None,
             tag="service",
-            description="This document. `x-agent-tools` lists the tools as an agent's model sees them (the bot reads it).",
+            description=(
+                "This document. `x-agent-tools` lists the tools as an agent's model sees them (the bot "
+                "reads it)."
+            ),
         ),
         Route(
             "GET",
@@ -112,7 +115,10 @@ def routes() -> list[Route]:
             None,
             media_type="text/plain",
             tag="service",
-            description="Prometheus text format: counts and durations by tool, outcome and status; no ids or contents.",
+            description=(
+                "Prometheus text format: counts and durations by tool, outcome and status; no ids or "
+                "contents."
+            ),
         ),
         Route(
             "GET",
@@ -124,7 +130,8 @@ def routes() -> list[Route]:
             answer=AuditList,
             tag="audit",
             description=(
-                "Records in seq order, filtered by job, actor or role, action (a trailing * matches a prefix), "
+                "Records in seq order, filtered by job, actor or role, action (a trailing * matches a "
+                "prefix), "
                 "time, tenant or path. Page with `after`: pass the answer's `next_after` until it is null. "
                 "Records never hold file contents or tokens: paths and sha256 hashes only."
             ),
@@ -150,8 +157,10 @@ def routes() -> list[Route]:
             BOT,
             answer=ImagesResult,
             tag="service",
-            description="The image config in use: each image's content-hash tag and whether it is built, the languages "
-            "with their detection patterns and linters, and the job limits (defaults and maxima).",
+            description=(
+                "The image config in use: each image's content-hash tag and whether it is built, the "
+                "languages with their detection patterns and linters, and the job limits (defaults, maxima)."
+            ),
         ),
         Route(
             "GET",
@@ -161,7 +170,9 @@ def routes() -> list[Route]:
             ADMIN,
             answer=ConfigView,
             tag="config",
-            description="The validated ops file, the image tags and the service settings in use (never a secret).",
+            description=(
+                "The validated ops file, the image tags and the service settings in use (never a secret)."
+            ),
         ),
         Route(
             "POST",
@@ -188,12 +199,17 @@ def routes() -> list[Route]:
             errors=(404, 413, 429, 502, 503),
             tag="jobs",
             description=(
-                "Clones `repo` (GitHub owner/name, through the GitHub App) or `clone_url` on the service side, "
+                "Clones `repo` (GitHub owner/name, through the GitHub App) or `clone_url` on the service "
+                "side, "
                 "then starts ONE hardened box with the tree at /workspace and answers `201` with the job "
-                "`ready` (or `failed` with `error`). Limits above the ops maxima are cut to them (`limits.clamped`).\n\n"
-                "Notable errors: `400 clone_source_forbidden` (a source the clone policy refuses, with the reason), "
-                "`404 repo_not_found`/`ref_not_found`, `413 repo_too_large` (`details`: cap, limit, setting), "
-                "`429 too_many_jobs`/`host_capacity_exhausted` (retry after `Retry-After`), `502 clone_failed`, "
+                "`ready` (or `failed` with `error`). Limits above the ops maxima are cut to them "
+                "(`limits.clamped`).\n\n"
+                "Notable errors: `400 clone_source_forbidden` (a source the clone policy refuses, with the "
+                "reason), "
+                "`404 repo_not_found`/`ref_not_found`, `413 repo_too_large` (`details`: cap, limit, "
+                "setting), "
+                "`429 too_many_jobs`/`host_capacity_exhausted` (retry after `Retry-After`), `502 "
+                "clone_failed`, "
                 "`503 docker_unavailable`/`image_missing`."
             ),
         ),
@@ -220,8 +236,10 @@ def routes() -> list[Route]:
             answer=Job,
             errors=(404,),
             tag="jobs",
-            description="The job's record: status, source, base_sha, image, limits, labels, commits, environment. "
-            "`404 job_not_found` for an unknown id or another tenant's job.",
+            description=(
+                "The job's record: status, source, base_sha, image, limits, labels, commits, environment. "
+                "`404 job_not_found` for an unknown id or another tenant's job."
+            ),
         ),
         Route(
             "DELETE",
@@ -262,7 +280,9 @@ def routes() -> list[Route]:
             media_type="text/plain",
             errors=(404, 503),
             tag="jobs",
-            description="The container's own stdout/stderr (kept after the job ended). `503` when the engine is away.",
+            description=(
+                "The container's own stdout/stderr (kept after the job ended). `503` when the engine is away."
+            ),
         ),
         Route(
             "GET",
@@ -324,8 +344,10 @@ def routes() -> list[Route]:
             description=(
                 "Runs the linters the repository configures (else its language's default) on the changed "
                 "files (or `paths`, or `all_files`), each in a fresh box with the workspace read-only. A "
-                "diagnostic is `new` when the same linter did not report it at `base_sha`; only new ones fail "
-                "the run. A linter that hangs is `timed_out`, one over its memory `oom_killed`: a result, not an error."
+                "diagnostic is `new` when the same linter did not report it at `base_sha`; only new ones "
+                "fail "
+                "the run. A linter that hangs is `timed_out`, one over its memory `oom_killed`: a result, "
+                "not an error."
             ),
         ),
         Route(
@@ -339,7 +361,8 @@ def routes() -> list[Route]:
             errors=(*TOOL_ERRORS, 403),
             tag="tests",
             description=(
-                "Runs the repository's own test command (pytest, `npm test`/`node --test`, `go test`; else ops' "
+                "Runs the repository's own test command (pytest, `npm test`/`node --test`, `go test`; else "
+                "ops' "
                 "default) in a fresh capped box and judges each failure new or not by a run at `base_sha`. "
                 "A `command` of the caller's own is `403 forbidden` unless ops allow it."
             ),

@@ -122,7 +122,13 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     },
     models.Job: _JOB,
     models.JobList: {"jobs": [_JOB]},
-    models.JobEvent: {"seq": 7, "at": AT, "job_id": JOB_ID, "type": "job.ready", "data": {"status": "ready", "base_sha": SHA}},
+    models.JobEvent: {
+        "seq": 7,
+        "at": AT,
+        "job_id": JOB_ID,
+        "type": "job.ready",
+        "data": {"status": "ready", "base_sha": SHA},
+    },
     # --- tools
     models.ReadFileRequest: {"path": "src/app.py", "start_line": 1, "end_line": 2, "numbered": True},
     models.ReadFileResult: {
@@ -136,7 +142,11 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "timed_out": False,
         "oom_killed": False,
     },
-    models.WriteFileRequest: {"path": "src/util.py", "content": "def dec(x):\n    return x - 1\n", "executable": None},
+    models.WriteFileRequest: {
+        "path": "src/util.py",
+        "content": "def dec(x):\n    return x - 1\n",
+        "executable": None,
+    },
     models.WriteFileResult: {
         "path": "src/util.py",
         "bytes_written": 30,
@@ -275,7 +285,10 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "keyed": True,
     },
     # --- service, config
-    models.Health: {"status": "ok", "checks": {"docker": "ok", "config": "ok", "missing_images": [], "audit": "keyed"}},
+    models.Health: {
+        "status": "ok",
+        "checks": {"docker": "ok", "config": "ok", "missing_images": [], "audit": "keyed"},
+    },
     models.ImagesResult: {
         "images": [{"name": "python", "tag": "dockyard/python:7c1e0f2a9b3d", "present": True}],
         "languages": [

@@ -15,7 +15,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from service.audit import Actor
 from service.errors import InvalidRequest, PathOutsideWorkspace, PayloadTooLarge, codes_by_status
 from service.events import EVENTS, STREAM_NOTICES
-from service.models import ErrorBody, ErrorResponse, JobEvent
+from service.models import ErrorResponse, JobEvent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -30,7 +30,7 @@ TAGS: dict[str, str] = {
     "by the kernel in the box).",
     "lint": "The repository's own linters, each in a fresh read-only box; only new diagnostics fail.",
     "tests": "The repository's tests in a fresh capped box; only failures new against base_sha fail.",
-    "diff & commit": "The workspace against base_sha, and one commit of it (optionally a draft pull request).",
+    "diff & commit": "The workspace against base_sha, and one commit of it (optionally a draft PR).",
     "git host": "The git host's CI results for a job's commit.",
     "audit": "The hash-chained audit log (auditors and admins).",
     "config": "The ops config in use, and its reload (admins).",
@@ -252,7 +252,9 @@ def openapi(routes: list[Route], *, title: str, version: str) -> dict[str, Any]:
             }
         op["responses"] = responses
         paths.setdefault(r.path, {})[r.method.lower()] = op
-    used = sorted({int(s) for ops in paths.values() for op in ops.values() for s in op["responses"] if int(s) >= 400})
+    used = sorted(
+        {int(s) for ops in paths.values() for op in ops.values() for s in op["responses"] if int(s) >= 400}
+    )
     schemas.update(_error_schemas(used, codes, schemas))
     tags = [r.tag for r in routes if r.tag is not None]
     return {
@@ -337,7 +339,13 @@ def _error_schemas(
             **body["properties"],
             "code": {"type": "string", "enum": at, "title": "Code", "description": "the contract code"},
         }
-        example = {"error": {"code": at[0] if at else "error", "message": _STATUS_TEXT.get(status, ""), "details": {}}}
+        example = {
+            "error": {
+                "code": at[0] if at else "error",
+                "message": _STATUS_TEXT.get(status, ""),
+                "details": {},
+            }
+        }
         found[f"Error{status}"] = {
             "title": f"Error{status}",
             "description": f"{status}: {_STATUS_TEXT.get(status, 'Error')}",
