@@ -8,6 +8,8 @@ with a token the page would have to hold."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
 
 from aiohttp import web
@@ -17,7 +19,10 @@ from service.api.routing import Route
 
 PREFIX = "/docs"
 SCRIPT = "redoc.standalone.js"
+LOGO = "logo-mini.svg"
 _ASSETS = Path(redoc.static_path)
+# The one asset the script fetches from elsewhere (its side menu's logo): the package ships it.
+_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 # The page loads only what the service serves (the script, the document); Redoc's styles are
 # inline and its search runs in a blob: worker.
 CSP = (
@@ -50,12 +55,21 @@ async def docs_page(request: web.Request) -> web.Response:
     return web.Response(text=PAGE, content_type="text/html", headers={"Content-Security-Policy": CSP})
 
 
-async def docs_script(request: web.Request) -> web.FileResponse:
-    # FileResponse sends the file off the event loop; the script changes only with the package.
-    return web.FileResponse(
-        _ASSETS / SCRIPT,
-        headers={"Content-Type": "application/javascript", "Cache-Control": "public, max-age=86400"},
+@functools.cache
+def _script() -> bytes:
+    """The packaged script with its logo fetched from the service (relative to the page)."""
+    return (_ASSETS / SCRIPT).read_bytes().replace(_CDN_LOGO, f"docs/{LOGO}".encode())
+
+
+async def docs_script(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(_script)  # read once, off the event loop
+    return web.Response(
+        body=body, content_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"}
     )
+
+
+async def docs_logo(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_ASSETS / LOGO, headers={"Content-Type": "image/svg+xml"})
 
 
 def routes() -> list[Route]:
@@ -69,5 +83,13 @@ def routes() -> list[Route]:
             "The reference page's script",
             None,
             media_type="application/javascript",
+        ),
+        Route(
+            "GET",
+            f"{PREFIX}/{LOGO}",
+            docs_logo,
+            "The reference page's logo",
+            None,
+            media_type="image/svg+xml",
         ),
     ]
