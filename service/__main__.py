@@ -1,4 +1,4 @@
-"""`dockyard` command line: serve · images build · images list · audit verify · audit export."""
+"""`dockyard` command line: serve · images build · images list · audit verify · audit export · openapi."""
 
 from __future__ import annotations
 
@@ -95,6 +95,17 @@ def _images(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(as_markdown: bool) -> int:
+    import json
+
+    from service.api.reference import markdown
+    from service.app import openapi_document
+
+    doc = openapi_document()
+    sys.stdout.write(markdown(doc) if as_markdown else json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dockyard", description="sandboxed executor for code-fix agents")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -112,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     export = asub.add_parser("export", help="write records as JSON Lines")
     export.add_argument("--job", help="only this job's records")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document (no service, no engine needed)")
+    openapi.add_argument("--markdown", action="store_true", help="as the API reference (docs/API.md)")
     args = parser.parse_args(argv)
+    if args.cmd == "openapi":
+        return _openapi(args.markdown)
     try:
         settings = Settings()
         if args.cmd == "serve":

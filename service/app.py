@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from service import __version__, metrics
-from service.api import audit, git_host, health, jobs, lint, tests, tools
+from service.api import audit, docs, git_host, health, jobs, lint, tests, tools
 from service.api.middleware import (
     IDEMPOTENCY_KEY,
     TokenTable,
@@ -77,7 +78,16 @@ TOOL_ERRORS = (404, 409, 413, 503)
 
 def routes() -> list[Route]:
     return [
-        Route("GET", "/healthz", health.healthz, "Liveness", None, answer=Health),
+        Route(
+            "GET",
+            "/healthz",
+            health.healthz,
+            "Liveness",
+            None,
+            answer=Health,
+            tag="service",
+            description='The process answers: 200 `{"status": "ok"}`. Checks nothing else (see /readyz).',
+        ),
         Route(
             "GET",
             "/readyz",
@@ -86,8 +96,25 @@ def routes() -> list[Route]:
             None,
             answer=Health,
             errors=(503,),
+            tag="service",
+            description=(
+                "200 when the engine answers, the config is valid and the default language's image is built; "
+                "else 503 with `checks` saying what is missing (`missing_images`, a `hint`). The audit key "
+                "state and the SIEM sinks' state are reported, never a reason to be unready."
+            ),
         ),
-        Route("GET", "/openapi.json", health.openapi_json, "This contract as OpenAPI 3.1", None),
+        Route(
+            "GET",
+            "/openapi.json",
+            health.openapi_json,
+            "This contract as OpenAPI 3.1",
+            None,
+            tag="service",
+            description=(
+                "This document. `x-agent-tools` lists the tools as an agent's model sees them (the bot "
+                "reads it)."
+            ),
+        ),
         Route(
             "GET",
             "/metrics",
@@ -95,6 +122,11 @@ def routes() -> list[Route]:
             "Prometheus metrics (unauthenticated, like /healthz: counts only, no ids or contents)",
             None,
             media_type="text/plain",
+            tag="service",
+            description=(
+                "Prometheus text format: counts and durations by tool, outcome and status; no ids or "
+                "contents."
+            ),
         ),
         Route(
             "GET",
@@ -104,6 +136,13 @@ def routes() -> list[Route]:
             AUDITOR,
             query=AuditQuery,
             answer=AuditList,
+            tag="audit",
+            description=(
+                "Records in seq order, filtered by job, actor or role, action (a trailing * matches a "
+                "prefix), "
+                "time, tenant or path. Page with `after`: pass the answer's `next_after` until it is null. "
+                "Records never hold file contents or tokens: paths and sha256 hashes only."
+            ),
         ),
         Route(
             "GET",
@@ -112,9 +151,37 @@ def routes() -> list[Route]:
             "Check the hash chain: ok, or the first altered or missing record",
             AUDITOR,
             answer=AuditVerifyResult,
+            tag="audit",
+            description=(
+                "Recomputes the hash chain (and each record's MAC when the service holds an audit key) and "
+                "answers `ok: true`, or `ok: false` with the first altered or missing record and why."
+            ),
         ),
-        Route("GET", "/v1/images", health.images, "Languages, images and limits", BOT, answer=ImagesResult),
-        Route("GET", "/v1/config", health.get_config, "The config in use (admin)", ADMIN, answer=ConfigView),
+        Route(
+            "GET",
+            "/v1/images",
+            health.images,
+            "Languages, images and limits",
+            BOT,
+            answer=ImagesResult,
+            tag="service",
+            description=(
+                "The image config in use: each image's content-hash tag and whether it is built, the "
+                "languages with their detection patterns and linters, and the job limits (defaults, maxima)."
+            ),
+        ),
+        Route(
+            "GET",
+            "/v1/config",
+            health.get_config,
+            "The config in use (admin)",
+            ADMIN,
+            answer=ConfigView,
+            tag="config",
+            description=(
+                "The validated ops file, the image tags and the service settings in use (never a secret)."
+            ),
+        ),
         Route(
             "POST",
             "/v1/config/reload",
@@ -122,6 +189,11 @@ def routes() -> list[Route]:
             "Re-read the images/limits config without a restart (also on SIGHUP)",
             ADMIN,
             answer=ConfigView,
+            tag="config",
+            description=(
+                "Re-reads the images/limits file; an invalid file is refused with `400 invalid_request` and "
+                "the running config stays. `kill -HUP` does the same. Jobs keep the limits they got."
+            ),
         ),
         Route(
             "POST",
@@ -134,6 +206,21 @@ def routes() -> list[Route]:
             status=201,
             errors=(404, 413, 429, 502, 503),
             headers=(IDEMPOTENCY_KEY,),
+            tag="jobs",
+            description=(
+                "Clones `repo` (GitHub owner/name, through the GitHub App) or `clone_url` on the service "
+                "side, "
+                "then starts ONE hardened box with the tree at /workspace and answers `201` with the job "
+                "`ready` (or `failed` with `error`). Limits above the ops maxima are cut to them "
+                "(`limits.clamped`).\n\n"
+                "Notable errors: `400 clone_source_forbidden` (a source the clone policy refuses, with the "
+                "reason), "
+                "`404 repo_not_found`/`ref_not_found`, `413 repo_too_large` (`details`: cap, limit, "
+                "setting), "
+                "`429 too_many_jobs`/`host_capacity_exhausted` (retry after `Retry-After`), `502 "
+                "clone_failed`, "
+                "`503 docker_unavailable`/`image_missing`."
+            ),
         ),
         Route(
             "GET",
@@ -143,8 +230,26 @@ def routes() -> list[Route]:
             READERS,
             query=JobListQuery,
             answer=JobList,
+            tag="jobs",
+            description=(
+                "Newest first, filtered by status and labels (each repeatable). A bot sees only its own "
+                "tenant's jobs; auditors and admins may filter by `tenant`."
+            ),
         ),
-        Route("GET", "/v1/jobs/{id}", jobs.get_job, "One job", READERS, answer=Job, errors=(404,)),
+        Route(
+            "GET",
+            "/v1/jobs/{id}",
+            jobs.get_job,
+            "One job",
+            READERS,
+            answer=Job,
+            errors=(404,),
+            tag="jobs",
+            description=(
+                "The job's record: status, source, base_sha, image, limits, labels, commits, environment. "
+                "`404 job_not_found` for an unknown id or another tenant's job."
+            ),
+        ),
         Route(
             "DELETE",
             "/v1/jobs/{id}",
@@ -153,6 +258,12 @@ def routes() -> list[Route]:
             BOT,
             status=204,
             errors=(404, 503),
+            tag="jobs",
+            description=(
+                "Removes the box and its storage and answers `204`, also when the job is already destroyed "
+                "(the record stays, `destroyed`). A create still running is waited for. "
+                "`404 job_not_found` for an id that never existed."
+            ),
         ),
         Route(
             "GET",
@@ -162,6 +273,12 @@ def routes() -> list[Route]:
             READERS,
             media_type="text/event-stream",
             errors=(404, 429),
+            tag="jobs",
+            description=(
+                "The job's progress and tool calls as server-sent events: past ones first, then live ones, "
+                "ending with `job.destroyed` or `job.failed`. Each event's `id` is its seq: reconnect with "
+                "`Last-Event-ID` to resume. `429 too_many_streams` over the stream caps (per job and in all)."
+            ),
         ),
         Route(
             "GET",
@@ -171,6 +288,10 @@ def routes() -> list[Route]:
             AUDITOR,
             media_type="text/plain",
             errors=(404, 503),
+            tag="jobs",
+            description=(
+                "The container's own stdout/stderr (kept after the job ended). `503` when the engine is away."
+            ),
         ),
         Route(
             "GET",
@@ -180,6 +301,12 @@ def routes() -> list[Route]:
             READERS,
             answer=DiffResult,
             errors=TOOL_ERRORS,
+            tag="diff & commit",
+            description=(
+                "Every change in the workspace against `base_sha`: files with status, mode and line counts, "
+                "the unified patch (cut at the output cap: `patch_truncated`) and its sha256. After the job "
+                "ended, the diff kept when it did (`kept: true`); `409 job_not_ready` when none was kept."
+            ),
         ),
         Route(
             "POST",
@@ -191,6 +318,13 @@ def routes() -> list[Route]:
             answer=CommitResult,
             errors=(*TOOL_ERRORS, 502),
             headers=(IDEMPOTENCY_KEY,),
+            tag="diff & commit",
+            description=(
+                "Commits the job's whole diff as ONE commit on `branch` through the Git Data API (a GitHub "
+                "`repo` job only), optionally opening a draft pull request. Notable errors: "
+                "`400 github_not_configured`, `403 branch_protected` (the default or a protected branch), "
+                "`409 nothing_to_commit`/`commit_conflict`, `502 github_error`."
+            ),
         ),
         Route(
             "GET",
@@ -201,6 +335,11 @@ def routes() -> list[Route]:
             query=ChecksQuery,
             answer=ChecksResult,
             errors=(*TOOL_ERRORS, 502),
+            tag="git host",
+            description=(
+                "The check runs and commit statuses of `sha` (default: the job's latest commit), folded into "
+                "passed/failed/pending/no_ci; `wait_s` polls until they are done or the wait is over."
+            ),
         ),
         Route(
             "POST",
@@ -211,6 +350,15 @@ def routes() -> list[Route]:
             body=LintRequest,
             answer=LintResult,
             errors=TOOL_ERRORS,
+            tag="lint",
+            description=(
+                "Runs the linters the repository configures (else its language's default) on the changed "
+                "files (or `paths`, or `all_files`), each in a fresh box with the workspace read-only. A "
+                "diagnostic is `new` when the same linter did not report it at `base_sha`; only new ones "
+                "fail "
+                "the run. A linter that hangs is `timed_out`, one over its memory `oom_killed`: a result, "
+                "not an error."
+            ),
         ),
         Route(
             "POST",
@@ -221,6 +369,13 @@ def routes() -> list[Route]:
             body=TestRequest,
             answer=TestResult,
             errors=(*TOOL_ERRORS, 403),
+            tag="tests",
+            description=(
+                "Runs the repository's own test command (pytest, `npm test`/`node --test`, `go test`; else "
+                "ops' "
+                "default) in a fresh capped box and judges each failure new or not by a run at `base_sha`. "
+                "A `command` of the caller's own is `403 forbidden` unless ops allow it."
+            ),
         ),
         *(
             Route(
@@ -232,12 +387,26 @@ def routes() -> list[Route]:
                 body=t.exposure.request,
                 answer=t.exposure.result,
                 errors=TOOL_ERRORS,
+                tag="tools",
+                description=t.exposure.description,
             )
             for t in EXPOSED
             if t.exposure is not None
         ),
         *console.routes(),
+        *docs.routes(),
     ]
+
+
+def openapi_document() -> dict[str, Any]:
+    """The contract as OpenAPI 3.1, from the route table alone (no settings, no engine): served at
+    /openapi.json, printed by `dockyard openapi`, rendered into docs/API.md."""
+    # The console's pages and the reference page are not the API: kept out of the document.
+    table = [r for r in routes() if not is_console(r.path) and not docs.is_docs(r.path)]
+    return {
+        **openapi(table, title="dockyard control API", version=__version__),
+        "x-agent-tools": agent_tools(),  # the tools as an agent's model sees them (the bot reads these)
+    }
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -267,13 +436,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app["dockyard.max_body"] = settings.max_body_bytes
-    app["dockyard.openapi"] = {
-        # The console's pages are not the API: kept out of the contract's document.
-        **openapi(
-            [r for r in table if not is_console(r.path)], title="dockyard control API", version=__version__
-        ),
-        "x-agent-tools": agent_tools(),  # the tools as an agent's model sees them (the bot reads these)
-    }
+    app["dockyard.openapi"] = openapi_document()
     for r in table:
         app.router.add_route(r.method, r.path, r.handler, name=r.handler.__name__)
     console.setup(app, token_table, sessions)

@@ -53,6 +53,14 @@ class CloneSourceForbidden(InvalidRequest):
     code = "clone_source_forbidden"
 
 
+class NotAFile(InvalidRequest):
+    code = "not_a_file"
+
+
+class NotADirectory(InvalidRequest):
+    code = "not_a_directory"
+
+
 class Unauthorized(DockyardError):
     status = 401
     code = "unauthorized"
@@ -194,6 +202,18 @@ class GitHubError(DockyardError):
 
 class GitHubNotConfigured(InvalidRequest):
     code = "github_not_configured"
+
+
+def codes_by_status() -> dict[int, list[str]]:
+    """Every contract code this module declares, by its HTTP status (the error classes are the one
+    declaration; `/openapi.json` enumerates these per status)."""
+    found: dict[int, set[str]] = {}
+    todo: list[type[DockyardError]] = [DockyardError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.status, set()).add(cls.code)
+        todo.extend(cls.__subclasses__())
+    return {status: sorted(codes) for status, codes in sorted(found.items())}
 
 
 # --- the sandbox backend's neutral failures → the contract -----------------------------------

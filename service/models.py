@@ -750,4 +750,3 @@ class EnvState(_Answer):
     refused: list[EnvRefusal] = Field(default_factory=list)
     duration_ms: int | None = Field(None, description="build time (a cache hit: the original build's)")
     size_mb: float | None = None
-

@@ -49,6 +49,7 @@ def _host_memory_mb() -> int:
         pass
     return 0
 
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -431,5 +431,3 @@ def _text(data: bytes) -> str | None:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-

@@ -22,6 +22,8 @@ from service.errors import (
     InvalidPattern,
     InvalidRequest,
     IsADirectory,
+    NotADirectory,
+    NotAFile,
     PathOutsideWorkspace,
     PayloadTooLarge,
     SandboxFailed,
@@ -217,8 +219,9 @@ _REFUSALS: dict[str, type[DockyardError]] = {
     "is_a_directory": IsADirectory,
     "file_exists": FileExists,
     "payload_too_large": PayloadTooLarge,
+    "not_a_file": NotAFile,
+    "not_a_directory": NotADirectory,
 }
-_INVALID_AS_IS = ("not_a_file", "not_a_directory")  # 400 invalid_request with the helper's own code
 
 
 def refusal(error: dict[str, Any]) -> DockyardError:
@@ -229,8 +232,6 @@ def refusal(error: dict[str, Any]) -> DockyardError:
     details = dict(details) if isinstance(details, dict) else {}
     if code == "disk_full":
         return PayloadTooLarge(message + " (the job's disk cap)", {**details, "reason": "disk_full"})
-    if code in _INVALID_AS_IS:
-        return InvalidRequest(message, details, code=code)
     cls = _REFUSALS.get(code)
     if cls is None:
         return SandboxFailed(message, {**details, "helper_code": code})

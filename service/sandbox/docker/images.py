@@ -18,6 +18,7 @@ def engine_client(timeout: int) -> docker.DockerClient:
     """A client for the engine the environment names (DOCKER_HOST or the local socket)."""
     return docker.from_env(timeout=timeout)
 
+
 def missing_images(client: docker.DockerClient, images: dict[str, ResolvedImage]) -> list[str]:
     missing = []
     for img in images.values():
