@@ -153,11 +153,6 @@ async def _view_file(req: EditorRequest, rel: str, run: Runner, steps: Steps) ->
         raise _timed_out(shown, "Viewing")
     if r.total_lines == 0:
         return f"The file {shown} is empty."
-    if start > r.total_lines:
-        raise Refused(
-            f"Invalid `view_range` {req.view_range}: its first element {start} should be within the "
-            f"range of lines of the file: [1, {r.total_lines}]."
-        )
     whole = start == 1 and r.end_line == r.total_lines and not r.truncated
     where = "" if whole else f" (lines {r.start_line}-{r.end_line} of {r.total_lines})"
     text = f"Here's the result of running `cat -n` on {shown}{where}:\n{r.content}"
