@@ -69,7 +69,9 @@ def test_view_a_folder_two_levels_without_hidden_items(api: Api, job: dict[str, 
     root = ok(api, job, command="view", path="/workspace").splitlines()[1:]
     assert "/workspace/src/" in root and "/workspace/src/app.py" in root and "/workspace/README.md" in root
     assert not any(p.startswith("/workspace/.git") for p in root)
-    assert "src/app.py" in ok(api, job, command="view", path=".").splitlines()[1:]  # relative in, relative out
+    assert (
+        "src/app.py" in ok(api, job, command="view", path=".").splitlines()[1:]
+    )  # relative in, relative out
     assert "directory" in refused(api, job, command="view", path="/workspace/src", view_range=[1, 2])
 
 
@@ -128,7 +130,9 @@ def test_insert_keeps_crlf(api: Api, job: dict[str, Any]) -> None:
     "path",
     ["/etc/passwd", "/repo/src/app.py", "../outside.txt", "link_out", ".git/config", "/workspace/.git/HEAD"],
 )
-def test_paths_outside_the_workspace_or_into_git_are_refused(api: Api, job: dict[str, Any], path: str) -> None:
+def test_paths_outside_the_workspace_or_into_git_are_refused(
+    api: Api, job: dict[str, Any], path: str
+) -> None:
     refused(api, job, command="view", path=path)
     refused(api, job, command="create", path=path, file_text="pwned\n")
 

@@ -83,7 +83,8 @@ def test_the_editor_tool_is_a_route_and_an_mcp_tool_but_not_an_agent_tool() -> N
     from service.models import EditorRequest, EditorResult
     from service.sandbox.docker.engine import WORKSPACE as MOUNTED
     from service.tools import editor
-    from service.tools.registry import COMPOSITES, STR_REPLACE_BASED_EDIT_TOOL as EDIT
+    from service.tools.registry import COMPOSITES
+    from service.tools.registry import STR_REPLACE_BASED_EDIT_TOOL as EDIT
 
     assert EDIT in EXPOSED and EDIT in COMPOSITES and EDIT not in TOOLS
     assert (EDIT.exposure.request, EDIT.exposure.result) == (EditorRequest, EditorResult)
