@@ -259,7 +259,9 @@ class ToolBox:
             self.files_read.append(path)
 
     async def _is_dir(self, path: str) -> bool:
-        if path == "." or path in self.dirs:
+        if path == ".":
+            self.dirs.add(path)
+        if path in self.dirs:
             return True
         if path in self.files_read:
             return False
