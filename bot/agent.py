@@ -9,12 +9,16 @@ returned as `is_error` results instead of exceptions, a cap on turns, exact toke
 round, and one conversation that carries the gates' findings from round to round. The stateless
 Messages API loop does all of that in a page of code, and every request is complete in itself.
 
-`ToolBox` maps the service's tools onto the control API (never onto the local disk). Their names,
-descriptions and input schemas come from the service (`x-agent-tools` in its `/openapi.json`, derived
-from the same declarations as its routes); the bot only appends its own rules (`POLICY`: the
-read window, the distinct-file cap, edits through `replace_in_file`). It also remembers each touched
-file's content at the base commit, so the caller can put the workspace back to an earlier round's
-state.
+`ToolBox` maps the tools onto the control API (never onto the local disk). Files are viewed and
+edited with Claude's own text editor tool (`str_replace_based_edit_tool`, type
+`text_editor_20250728`), whose `tool_use` input goes untouched to the service's endpoint of that
+name; it replaces the service's read_file, write_file, replace_in_file and list_directory in the
+model's list (`SUPERSEDED`). The other tools' names, descriptions and input schemas come from the
+service (`x-agent-tools` in its `/openapi.json`, derived from the same declarations as its routes);
+the bot only appends its own rules (`POLICY`). The bot keeps its own rules on the editor too: the
+distinct-file cap (a view of a file, or an edit of a file not yet touched, counts) and `create`
+only for new files. It also remembers each touched file's content at the base commit, so the
+caller can put the workspace back to an earlier round's state.
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ import json
 import posixpath
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from anthropic import AsyncAnthropic
-from anthropic.types import MessageParam, TextBlockParam, ToolParam, ToolResultBlockParam
+from anthropic.types import (
+    MessageParam,
+    TextBlockParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolTextEditor20250728Param,
+    ToolUnionParam,
+)
 
 from bot.client import (
     ApiError,
@@ -42,47 +53,44 @@ from bot.usage import Ledger
 READ_LINES_DEFAULT = 800  # lines per read_file call unless the model asks for a range
 TOOL_RESULT_CAP = 60_000  # characters of one tool result sent back to the model
 SEARCH_RESULTS = 80  # matches per search at most
-LIST_DEPTH_MAX = 5
+
+# Claude's text editor tool: typed, so its schema is the model's own (no description to add; the
+# bot's rules for it are in the system prompt). Its results are cut at the bot's cap, as it says.
+EDITOR: Final = "str_replace_based_edit_tool"
+EDITOR_TOOL: ToolTextEditor20250728Param = {
+    "type": "text_editor_20250728",
+    "name": EDITOR,
+    "max_characters": TOOL_RESULT_CAP,
+}
+WORKSPACE = "/workspace"  # where the job's tree is (the service maps `/workspace/…` the same way)
+# The service's tools the editor stands in for: not offered to the model (not "unmapped" either).
+SUPERSEDED = ("read_file", "write_file", "replace_in_file", "list_directory")
+# What the process log calls an editor command: the service's tool it is made of.
+EDITOR_EVENTS = {"create": "write_file", "str_replace": "replace_in_file", "insert": "replace_in_file"}
 
 # The bot's own rules for the service's tools, appended to the service's descriptions: the ONE place
 # where the model learns how this bot limits a tool (names, descriptions and input schemas are the
-# service's, from `x-agent-tools`). `{max_files}` is the cap on distinct files read.
+# service's, from `x-agent-tools`).
 POLICY: dict[str, str] = {
-    "read_file": (
-        "Lines come numbered (`cat -n` style: the number, a tab, the line); the numbers are not part "
-        f"of the file. Reads at most {READ_LINES_DEFAULT} lines at a time: pass start_line/end_line for "
-        "other parts. You may read at most {max_files} distinct files in this fix; re-reading one costs "
-        "nothing against that cap."
-    ),
-    "replace_in_file": (
-        "This is the default way to change code: copy `old` from the file exactly (indentation and "
-        "blank lines included, without the line-number prefixes read_file shows)."
-    ),
-    "write_file": (
-        "Use it to create NEW files (a new test, say; `executable: true` for a new script). Change "
-        "existing files with replace_in_file: write_file on an existing file is refused, except to "
-        "change only its mode, with `executable` and the file's current content unchanged."
-    ),
-    "delete_file": "Only when the fix needs the file gone; never to rewrite a file (use replace_in_file).",
+    "delete_file": "Only when the fix needs the file gone; never to rewrite a file (use str_replace).",
     "move_file": "Only when the fix needs the file under another name; its content is kept as it is.",
     "search": f"At most {SEARCH_RESULTS} matches are shown; narrow the search when there are more.",
-    "list_directory": f"At most {LIST_DEPTH_MAX} levels deep.",
 }
 
 
-def model_tools(service_tools: Sequence[AgentTool], *, max_files: int) -> list[ToolParam]:
-    """The model's tool list: the service's tools (names, schemas) with the bot's POLICY notes."""
-    out: list[ToolParam] = []
+def model_tools(service_tools: Sequence[AgentTool], *, max_files: int) -> list[ToolUnionParam]:
+    """The model's tool list: Claude's text editor, then the service's tools (names, schemas) with
+    the bot's POLICY notes."""
+    out: list[ToolUnionParam] = [copy.deepcopy(EDITOR_TOOL)]
     for tool in service_tools:
         note = POLICY.get(tool.name, "").replace("{max_files}", str(max_files))
         description = f"{tool.description.rstrip()} {note}".strip()
-        out.append(
-            {
-                "name": tool.name,
-                "description": description,
-                "input_schema": cast(Any, copy.deepcopy(tool.input_schema)),
-            }
-        )
+        param: ToolParam = {
+            "name": tool.name,
+            "description": description,
+            "input_schema": cast(Any, copy.deepcopy(tool.input_schema)),
+        }
+        out.append(param)
     return out
 
 
@@ -94,6 +102,10 @@ class FatalToolError(Exception):
     """The sandbox is gone (the job vanished): no tool can work any more."""
 
 
+class ToolRefused(Exception):
+    """A call the model must see fail, with this text as the tool_result (`is_error`)."""
+
+
 class ToolDrift(Exception):
     """The service offers a tool the bot has no handler for (a strict ToolBox refuses to start)."""
 
@@ -101,6 +113,14 @@ class ToolDrift(Exception):
 def normalize(path: str) -> str:
     p = posixpath.normpath(path.strip().lstrip("/") or ".")
     return "." if p in ("", ".") else p
+
+
+def editor_path(path: str) -> str | None:
+    """The repository path the editor's `path` names, as the service maps it (`/workspace/…` or
+    relative); None for any other absolute path, which the service refuses."""
+    if path == WORKSPACE or path.startswith(WORKSPACE + "/"):
+        return normalize(path[len(WORKSPACE) :])
+    return None if path.startswith("/") else normalize(path)
 
 
 UNKNOWN = object()  # a base content the bot could not capture (binary, or over the read cap)
@@ -137,13 +157,16 @@ class ToolBox:
     created: set[str] = field(default_factory=set)  # files the model created: write_file may rewrite them
     present: dict[str, bool] = field(default_factory=dict)  # exists now, after the bot's own writes/moves
     events: list[ToolEvent] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)  # paths known to be folders (a view of one is free)
     on_event: Callable[[ToolEvent], Awaitable[None]] | None = None
     unmapped: list[str] = field(init=False)
-    model_tools: list[ToolParam] = field(init=False)
+    model_tools: list[ToolUnionParam] = field(init=False)
 
     def __post_init__(self) -> None:
         handlers = self._handlers()
-        self.unmapped = [t.name for t in self.service_tools if t.name not in handlers]
+        self.unmapped = [
+            t.name for t in self.service_tools if t.name not in handlers and t.name not in SUPERSEDED
+        ]
         if self.strict and self.unmapped:
             raise ToolDrift(
                 f"the service offers tools the bot has no handler for: {', '.join(self.unmapped)}"
@@ -153,21 +176,23 @@ class ToolBox:
 
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[str]]]:
         return {
-            "read_file": self._read_file,
-            "replace_in_file": self._replace_in_file,
-            "write_file": self._write_file,
+            EDITOR: self._edit,
             "delete_file": self._delete_file,
             "move_file": self._move_file,
             "search": self._search,
-            "list_directory": self._list_directory,
         }
+
+    @property
+    def offered(self) -> list[str]:
+        """The names of the tools the model is offered."""
+        return [str(cast(dict[str, Any], t)["name"]) for t in self.model_tools]
 
     # --- dispatch ---------------------------------------------------------------------------------
 
     async def run(self, name: str, args: dict[str, Any]) -> tuple[str, bool]:
         """Execute one tool call: (text for the model, is_error). Never raises for the model's
         mistakes or the service's refusals; only when the job itself is gone."""
-        offered = [t["name"] for t in self.model_tools]
+        offered = self.offered
         handler = self._handlers().get(name) if name in offered else None
         if handler is None:
             text, ok = f"unknown tool {name!r}; the tools are: {', '.join(offered)}", False
@@ -178,13 +203,16 @@ class ToolBox:
                 raise FatalToolError(f"the sandbox job is gone: {e.message}") from e
             except ToolInputError as e:
                 text, ok = f"invalid input for {name}: {e}", False
+            except ToolRefused as e:
+                text, ok = str(e), False
             except ApiError as e:
                 text, ok = _describe_api_error(e), False
             except DockyardClientError as e:
                 text, ok = f"the sandbox did not answer: {e}", False
         if len(text) > TOOL_RESULT_CAP:
             text = text[:TOOL_RESULT_CAP] + f"\n[... cut at {TOOL_RESULT_CAP} characters]"
-        event = ToolEvent(name, _event_path(name, args), ok, text.splitlines()[0][:200] if text else "")
+        note = text.splitlines()[0][:200] if text else ""
+        event = ToolEvent(self._event_name(name, args), _event_path(name, args), ok, note)
         self.events.append(event)
         if self.on_event is not None:
             await self.on_event(event)
@@ -195,12 +223,7 @@ class ToolBox:
     async def read(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
         """read_file with the file cap: what the model (and the starting set) read."""
         path = normalize(path)
-        if path not in self.files_read and len(self.files_read) >= self.max_files:
-            raise ToolInputError(
-                f"file limit reached: you have already read {len(self.files_read)} distinct files, the "
-                f"maximum for this fix (CODE_FIX_MAX_FILES={self.max_files}). You may re-read any of them "
-                f"({', '.join(self.files_read)}) or search, but not open new files. Work with what you have."
-            )
+        self._check_cap(path)
         if end_line is None:
             end_line = start_line + READ_LINES_DEFAULT - 1
         if end_line < start_line:
@@ -221,10 +244,72 @@ class ToolBox:
             more += "\n[the read timed out]"
         return f"{header}\n{result.content}{more}"
 
-    async def _read_file(self, args: dict[str, Any]) -> str:
-        return await self.read(
-            _str(args, "path"), _int(args, "start_line", 1) or 1, _int(args, "end_line", None)
-        )
+    def _check_cap(self, path: str) -> None:
+        """The distinct-file cap: a file not touched yet may not be viewed or edited past it."""
+        if path not in self.files_read and len(self.files_read) >= self.max_files:
+            raise ToolRefused(
+                f"file limit reached: you have already opened {len(self.files_read)} distinct files, the "
+                f"maximum for this fix (CODE_FIX_MAX_FILES={self.max_files}). You may view or edit any of "
+                f"them again ({', '.join(self.files_read)}) or search, but not open or create new files. "
+                "Work with what you have."
+            )
+
+    def _touched(self, path: str) -> None:
+        if path not in self.files_read:
+            self.files_read.append(path)
+
+    async def _is_dir(self, path: str) -> bool:
+        if path == ".":
+            self.dirs.add(path)
+        if path in self.dirs:
+            return True
+        if path in self.files_read:
+            return False
+        try:
+            await self.client.list_directory(self.job_id, path, depth=1)
+        except ApiError:
+            return False  # a file, or nothing: the view itself says which
+        self.dirs.add(path)
+        return True
+
+    async def _edit(self, args: dict[str, Any]) -> str:
+        """Claude's text editor: the input goes to the service untouched; the bot checks its own
+        rules first (the file cap, `create` only for new files) and remembers what changed."""
+        command, path = _str(args, "command"), _str(args, "path")
+        rel = editor_path(path)  # None: outside the workspace, the service says so
+        if rel is not None and command == "view":
+            if not await self._is_dir(rel):
+                self._check_cap(rel)
+        elif rel is not None and command in EDITOR_EVENTS:
+            self._check_cap(rel)
+            await self.capture_base(rel)
+            if command == "create" and self._exists(rel) and rel not in self.created:
+                raise ToolRefused(
+                    f"{path} already exists: change it with `str_replace` or `insert` (`create` only makes "
+                    "new files in this fix, so an existing file is never rewritten from a partial copy)"
+                )
+        existed = rel is not None and self._exists(rel)
+        r = await self.client.edit_tool(self.job_id, args)
+        if r.is_error:
+            raise ToolRefused(r.content)
+        if rel is not None and rel not in self.dirs:
+            self._touched(rel)
+            if command == "create":
+                if not existed:
+                    self.created.add(rel)
+                self.present[rel] = True
+        return r.content
+
+    def _event_name(self, name: str, args: dict[str, Any]) -> str:
+        """The process log names an editor command by the service tool it is made of."""
+        if name != EDITOR:
+            return name
+        command = args.get("command")
+        if command == "view":
+            path = args.get("path")
+            rel = editor_path(path) if isinstance(path, str) else None
+            return "list_directory" if rel is not None and rel in self.dirs else "read_file"
+        return EDITOR_EVENTS.get(str(command), EDITOR)
 
     async def capture_base(self, path: str) -> None:
         """Remember `path`'s content before the bot first changes it (None when it does not exist):
@@ -243,49 +328,6 @@ class ToolBox:
     def _exists(self, path: str) -> bool:
         """Whether `path` exists now (after `capture_base`): the bot's own changes, else the base."""
         return self.present.get(path, self.base.get(path) is not None)
-
-    async def _replace_in_file(self, args: dict[str, Any]) -> str:
-        path, old, new = normalize(_str(args, "path")), _str(args, "old"), _str(args, "new", allow_empty=True)
-        count = _int(args, "expected_count", 1) or 1
-        if not old:
-            raise ToolInputError("`old` must not be empty; to create a file use write_file")
-        if old == new:
-            raise ToolInputError("`old` and `new` are the same: nothing would change")
-        await self.capture_base(path)
-        r = await self.client.replace_in_file(self.job_id, path, old=old, new=new, expected_count=count)
-        return f"replaced {r.replacements} occurrence(s) in {r.path}:\n{r.snippet}"
-
-    async def _write_file(self, args: dict[str, Any]) -> str:
-        path, content = normalize(_str(args, "path")), _str(args, "content", allow_empty=True)
-        executable = _bool(args, "executable", None)
-        await self.capture_base(path)
-        existed = self._exists(path)
-        if existed and path not in self.created:
-            # An existing file is never rewritten wholesale (a model's copy of it may be partial);
-            # write_file may only change its mode, with its content unchanged.
-            if executable is None:
-                raise ToolInputError(
-                    f"{path} already exists: change it with replace_in_file (write_file only creates new "
-                    "files, or changes an existing file's mode when given `executable` and its current "
-                    "content unchanged)"
-                )
-            current = await self.client.read_file(self.job_id, path)
-            if current.truncated:
-                raise ToolInputError(f"{path} is too large to check that its content is unchanged")
-            if current.content != content:
-                raise ToolInputError(
-                    f"{path} already exists and `content` differs from it: write_file changes only the "
-                    "mode of an existing file (pass its current content unchanged with `executable`); "
-                    "change its text with replace_in_file"
-                )
-        r = await self.client.write_file(self.job_id, path, content, executable=executable)
-        if not existed:
-            self.created.add(path)
-        self.present[path] = True
-        text = f"wrote {r.bytes_written} bytes to {r.path} (mode {r.mode})" + (
-            " (new file)" if r.created else ""
-        )
-        return text + _ignored_note(r.path, r.ignored)
 
     async def _delete_file(self, args: dict[str, Any]) -> str:
         path = normalize(_str(args, "path"))
@@ -328,22 +370,15 @@ class ToolBox:
         tail = "\n[more matches not shown: narrow the search]" if r.truncated else ""
         return f"{len(r.matches)} match(es) in {r.files_searched} files searched:\n" + "\n".join(lines) + tail
 
-    async def _list_directory(self, args: dict[str, Any]) -> str:
-        depth = max(1, min(LIST_DEPTH_MAX, _int(args, "depth", 1) or 1))
-        r = await self.client.list_directory(
-            self.job_id, normalize(str(args.get("path") or ".")), depth=depth
-        )
-        lines = [f"{e.path}/" if e.type == "dir" else f"{e.path} ({e.size} bytes)" for e in r.entries]
-        tail = "\n[listing truncated]" if r.truncated else ""
-        return "\n".join(lines[:1000]) + tail if lines else "(empty folder)"
-
 
 def _event_path(name: str, args: dict[str, Any]) -> str | None:
     """The path a call is about, for the process log (`from → to` for a move)."""
     if name == "move_file" and isinstance(args.get("from"), str) and isinstance(args.get("to"), str):
         return f"{normalize(args['from'])} → {normalize(args['to'])}"
     path = args.get("path")
-    return normalize(path) if isinstance(path, str) and path.strip() else None
+    if not isinstance(path, str) or not path.strip():
+        return None
+    return (editor_path(path) or path) if name == EDITOR else normalize(path)
 
 
 def _ignored_note(path: str, ignored: bool) -> str:
@@ -406,7 +441,7 @@ class Turn:
 
 CUT_TOOL_CALL = (
     "Not run: your answer hit the output limit inside this call, so its input may be incomplete. "
-    "Send it again; split a large edit into several smaller replace_in_file calls."
+    "Send it again; split a large edit into several smaller str_replace calls."
 )
 
 

@@ -38,6 +38,7 @@ from bot.models import (
     CommitResult,
     DeleteFileResult,
     DiffResult,
+    EditorResult,
     Job,
     JobEvent,
     JobList,
@@ -447,6 +448,13 @@ class DockyardClient:
         return await self._call(
             ReplaceInFileResult, "POST", self._tool(job_id, "replace_in_file"), json_body=body
         )
+
+    async def edit_tool(self, job_id: str, tool_input: Mapping[str, Any]) -> EditorResult:
+        """Claude's text editor tool: its `tool_use` input forwarded untouched. The model's own
+        mistakes come back as `is_error` results; only caller errors raise. Not repeated on a lost
+        answer (an insert sent twice would insert twice)."""
+        path = self._tool(job_id, "str_replace_based_edit_tool")
+        return await self._call(EditorResult, "POST", path, json_body=dict(tool_input))
 
     async def list_directory(self, job_id: str, path: str = ".", *, depth: int = 1) -> ListDirectoryResult:
         return await self._call(

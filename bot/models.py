@@ -114,6 +114,13 @@ class ReplaceInFileResult(_Exec):
     snippet: str
 
 
+class EditorResult(_Model):
+    """`str_replace_based_edit_tool`'s answer: the tool_result's text and whether it is an error."""
+
+    content: str
+    is_error: bool
+
+
 class DirectoryEntry(_Model):
     path: str
     type: str

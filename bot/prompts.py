@@ -11,17 +11,18 @@ How to work:
 2. Make the smallest change that fixes the reported behaviour correctly. Keep the style of the \
 surrounding code (naming, quoting, indentation, typing, error handling). Do not reformat, rename \
 or refactor unrelated code, and add no dependency.
-3. Change existing files with replace_in_file: `old` must be copied exactly from the file \
-(whitespace included, without the line-number prefix read_file shows) and occur exactly once \
-unless you say otherwise; include a line or two of context to make it unique. Use write_file \
-only to create a new file (for example a test); pass `executable: true` for a new script, and \
-to change only an existing file's mode, write_file it with `executable` and its content unchanged. \
-Use delete_file and move_file only when the fix needs a file gone or renamed. A write or move \
-answered with `ignored` is excluded by .gitignore: it will not be committed.
+3. The repository is at /workspace. Look at files and folders with str_replace_based_edit_tool \
+`view` (`view_range` for part of a long file). Change existing files with `str_replace`: `old_str` \
+must be copied exactly from the file (whitespace included, without the line-number prefix `view` \
+shows) and occur exactly once; include a line or two of context to make it unique. `insert` adds \
+lines after `insert_line` (0: at the top). Use `create` only to make a new file (for example a \
+test); it never rewrites an existing one. Use delete_file and move_file only when the fix needs a \
+file gone or renamed. A create or move answered with a .gitignore note will not be committed.
 4. If the repository has tests for the code you change, add or adjust one that would have caught \
 the bug, next to the existing ones.
 
-You may read at most {max_files} distinct files, so search before you read. When the fix is \
+You may open at most {max_files} distinct files (viewing or editing one counts; folders do not), \
+so search before you open one. When the fix is \
 complete, answer WITHOUT a tool call: the first line is a one-sentence summary of the change \
 (it becomes the pull request's summary), then a few bullet points on what you changed and why.\
 """

@@ -362,6 +362,56 @@ class SearchResult(_ExecAnswer):
     files_searched: int
 
 
+# --- Claude's text editor tool (str_replace_based_edit_tool, text_editor_20250728) ---------------
+
+EditorCommand = Literal["view", "create", "str_replace", "insert"]
+
+
+class EditorRequest(_Request):
+    """The input of Anthropic's text editor tool, verbatim. `path`: `/workspace/…` (where the
+    repository is checked out) or repository-relative; any other absolute path is outside."""
+
+    command: EditorCommand
+    path: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH)]
+    view_range: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="view: [start, end], 1-based inclusive; end -1 = to the end",
+    )
+    file_text: str | None = Field(None, description="create: the whole file")
+    old_str: str | None = Field(None, description="str_replace: exact text that must occur exactly once")
+    new_str: str | None = Field(None, description="str_replace: its replacement (default empty)")
+    insert_line: int | None = Field(
+        None, ge=0, le=INT_MAX, description="insert: after this line (0: at the start)"
+    )
+    insert_text: str | None = Field(
+        None, description="insert: the text (older docs call it `new_str`: accepted)"
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_the_command(self) -> EditorRequest:
+        missing = {
+            "view": [],
+            "create": ["file_text"] if self.file_text is None else [],
+            "str_replace": ["old_str"] if self.old_str is None else [],
+            "insert": [
+                *(["insert_line"] if self.insert_line is None else []),
+                *(["insert_text"] if self.insert_text is None and self.new_str is None else []),
+            ],
+        }[self.command]
+        if missing:
+            raise ValueError(f"`{self.command}` needs {' and '.join(f'`{m}`' for m in missing)}")
+        return self
+
+
+class EditorResult(_Answer):
+    """What a `tool_result` carries: the text, and whether the model's call failed."""
+
+    content: str
+    is_error: bool
+
+
 # --- diff -----------------------------------------------------------------------------------------
 
 

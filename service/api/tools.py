@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from service.api.routing import Handler, actor, answer, body
 from service.app_keys import JOBS
-from service.tools.registry import Tool
+from service.tools.registry import AnyTool
 
 
-def tool_handler(tool: Tool[Any, Any]) -> Handler:
+def tool_handler(tool: AnyTool) -> Handler:
     exposure = tool.exposure
     assert exposure is not None, f"{tool.name} is not a route"
 

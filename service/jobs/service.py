@@ -4,6 +4,7 @@ running image config. Handlers call it; the parts do the work."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,11 +24,27 @@ from service.settings import Settings
 from service.store import JobRecord, Store
 from service.tenants import TenantLimiter
 from service.tools.call import Caps, ExecCall
-from service.tools.registry import Tool
+from service.tools.registry import Composite, Tool
 
 T = TypeVar("T")
 Req = TypeVar("Req")
 Res = TypeVar("Res")
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class _JobRunner:
+    """A composite tool's steps on one job: each an audited tool call naming the composite."""
+
+    execs: Execs
+    job_id: str
+    actor: Actor
+    caps: Caps | None
+    via: str
+
+    def __call__(self, tool: Tool[R, S], req: R, /) -> Awaitable[S]:
+        return self.execs.run_tool(self.job_id, tool.via(self.via), req, self.actor, caps=self.caps)
 
 
 class JobService:
@@ -162,9 +179,18 @@ class JobService:
         return self.execs.channels
 
     async def run_tool(
-        self, job_id: str, tool: Tool[Req, Res], req: Req, actor: Actor, *, caps: Caps | None = None
+        self,
+        job_id: str,
+        tool: Tool[Req, Res] | Composite[Req, Res],
+        req: Req,
+        actor: Actor,
+        *,
+        caps: Caps | None = None,
     ) -> Res:
-        """One tool call into the job's box over its helper channel, audited."""
+        """One tool call into the job's box over its helper channel, audited (a composite tool:
+        each of its steps is such a call)."""
+        if isinstance(tool, Composite):
+            return await tool.run(req, _JobRunner(self.execs, job_id, actor, caps, tool.name))
         return await self.execs.run_tool(job_id, tool, req, actor, caps=caps)
 
     async def run_exec(

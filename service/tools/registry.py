@@ -10,9 +10,9 @@ checks each against the helper's own schema).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,6 +20,8 @@ from service.channel.helper import Reply
 from service.models import (
     DeleteFileRequest,
     DeleteFileResult,
+    EditorRequest,
+    EditorResult,
     ListDirectoryRequest,
     ListDirectoryResult,
     MoveFileRequest,
@@ -33,11 +35,13 @@ from service.models import (
     WriteFileRequest,
     WriteFileResult,
 )
-from service.tools import diff, files, listing, search
+from service.tools import diff, editor, files, listing, search
 from service.tools.call import Caps, Flags, HelperCall
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
+R = TypeVar("R")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Exposure:
     result: type[BaseModel]
     description: str
     agent_fields: tuple[str, ...] | None = None  # request fields an agent sets (None: all)
+    agent_tool: bool = True  # listed in `x-agent-tools` (False: a model knows it by its own type)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,39 @@ class Tool(Generic[Req, Res]):
     @property
     def action(self) -> str:
         return self.action_name or f"tool.{self.name}"
+
+    def via(self, composite: str) -> Tool[Req, Res]:
+        """This tool called on behalf of `composite`: its audit records say so (`details.via`)."""
+        build = self.call
+
+        def call(req: Req, caps: Caps) -> HelperCall:
+            c = build(req, caps)
+            return replace(c, details={**c.details, "via": composite})
+
+        return replace(self, call=call)
+
+
+class Runner(Protocol):
+    """Runs one tool call on the job a composite tool works on (audited as that tool)."""
+
+    def __call__(self, tool: Tool[R, S], req: R, /) -> Awaitable[S]: ...
+
+
+@dataclass(frozen=True)
+class Composite(Generic[Req, Res]):
+    """A route made of other tools' calls, each one audited as itself (with `via`: this name):
+    `run` gets the request and a `Runner` for the job. Claude's text editor is one."""
+
+    name: str
+    run: Callable[[Req, Runner], Awaitable[Res]]
+    exposure: Exposure
+
+    @property
+    def action(self) -> str:
+        return f"tool.{self.name}"  # the `via` of its calls' records
+
+
+AnyTool = Tool[Any, Any] | Composite[Any, Any]
 
 
 READ_FILE: Tool[ReadFileRequest, ReadFileResult] = Tool(
@@ -177,6 +215,34 @@ READ_BLOBS: Tool[diff.BlobsQuery, dict[str, bytes]] = Tool(
     action_name="commit.read_blobs",
 )
 
+# --- composites: routes made of the tools above ---------------------------------------------------
+
+
+EDITOR_STEPS = editor.Steps(read=READ_FILE, listing=LIST_DIRECTORY, write=WRITE_FILE, replace=REPLACE_IN_FILE)
+
+
+async def _edit(req: EditorRequest, run: Runner) -> EditorResult:
+    return await editor.run(req, run, EDITOR_STEPS)
+
+
+STR_REPLACE_BASED_EDIT_TOOL: Composite[EditorRequest, EditorResult] = Composite(
+    "str_replace_based_edit_tool",
+    _edit,
+    Exposure(
+        "Claude's text editor tool (text_editor_20250728), its input verbatim",
+        EditorRequest,
+        EditorResult,
+        "Anthropic's text editor tool: `view` a file (numbered lines, `view_range`) or a folder (two "
+        "levels, hidden items left out), `create` a file (overwrites), `str_replace` exact text that "
+        "occurs exactly once, `insert` text after line `insert_line` (0: at the start). The answer "
+        "is the text for the tool_result and `is_error`: the model's mistakes (no match, two "
+        "matches, missing file, a path outside /workspace) are results with `is_error: true`. "
+        "Each step is one call of read_file, list_directory, write_file or replace_in_file, audited "
+        "as that tool with `via: str_replace_based_edit_tool`.",
+        agent_tool=False,  # Claude knows it by its type; other agents have the plain tools
+    ),
+)
+
 TOOLS: tuple[Tool[Any, Any], ...] = (
     READ_FILE,
     WRITE_FILE,
@@ -188,10 +254,11 @@ TOOLS: tuple[Tool[Any, Any], ...] = (
     DIFF,
     READ_BLOBS,
 )
-EXPOSED: tuple[Tool[Any, Any], ...] = tuple(t for t in TOOLS if t.exposure is not None)
+COMPOSITES: tuple[Composite[Any, Any], ...] = (STR_REPLACE_BASED_EDIT_TOOL,)
+EXPOSED: tuple[AnyTool, ...] = (*(t for t in TOOLS if t.exposure is not None), *COMPOSITES)
 
 
-def route_path(tool: Tool[Any, Any]) -> str:
+def route_path(tool: AnyTool) -> str:
     return f"/v1/jobs/{{id}}/tools/{tool.name}"
 
 
@@ -201,6 +268,8 @@ def agent_tools() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for t in EXPOSED:
         assert t.exposure is not None
+        if not t.exposure.agent_tool:
+            continue
         schema = t.exposure.request.model_json_schema(by_alias=True)
         props: dict[str, Any] = schema.get("properties", {})
         keep = t.exposure.agent_fields or tuple(props)

@@ -16,7 +16,7 @@ A bot bug in conversation handling therefore fails the test instead of passing s
 Scripts: replies are queued per *conversation kind* — `"agent"` (requests that carry `tools`, the
 fixing loop) and `"review"` (requests without tools, the self-review) — and served in order:
 
-    fake.script(agent=[tool_use("read_file", path="calc.py"), end_turn("Fixed it.")],
+    fake.script(agent=[edit("view", "/workspace/calc.py"), end_turn("Fixed it.")],
                 review=[review_pass()])
     fake.fail_next(529, times=2)          # the next two requests answer 529 overloaded
 
@@ -43,6 +43,10 @@ from aiohttp import web
 
 API_VERSION = "2026-10-21"  # what anthropic 2.10.0 sends
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# Anthropic-defined tools the fake knows: type -> the name the API requires for it (no input_schema:
+# the model knows the schema). Any other `type` is refused, as the API refuses an unknown one.
+TYPED_TOOLS = {"text_editor_20250728": "str_replace_based_edit_tool"}
+EDITOR = TYPED_TOOLS["text_editor_20250728"]
 
 
 def _id(prefix: str, n: int = 24) -> str:
@@ -74,6 +78,11 @@ def end_turn(text: str) -> Reply:
 def tool_use(name: str, text: str | None = None, **tool_input: Any) -> Reply:
     """One tool call (optionally after some text)."""
     return tool_uses([(name, tool_input)], text=text)
+
+
+def edit(command: str, path: str, text: str | None = None, **tool_input: Any) -> Reply:
+    """One call of Claude's text editor tool (`str_replace_based_edit_tool`), as the model sends it."""
+    return tool_use(EDITOR, text, command=command, path=path, **tool_input)
 
 
 def tool_uses(calls: Iterable[tuple[str, dict[str, Any]]], text: str | None = None) -> Reply:
@@ -360,6 +369,19 @@ def validate_request(body: Any) -> str | None:
         for i, t in enumerate(tools):
             if not isinstance(t, dict) or not TOOL_NAME_RE.match(str(t.get("name", ""))):
                 return f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+            if t["name"] in names:
+                return f"tools: tool names must be unique ({t['name']})"
+            kind = t.get("type", "custom")
+            if kind != "custom":
+                if kind not in TYPED_TOOLS:
+                    return f"tools.{i}.type: unknown tool type {kind!r}"
+                if t["name"] != TYPED_TOOLS[kind]:
+                    return f"tools.{i}.name: a {kind} tool must be named {TYPED_TOOLS[kind]!r}"
+                extra = set(t) - {"type", "name", "max_characters", "cache_control"}
+                if extra or not isinstance(t.get("max_characters", 1), int | None):
+                    return f"tools.{i}: unexpected fields for {kind}: {sorted(extra) or 'max_characters'}"
+                names.add(t["name"])
+                continue
             schema = t.get("input_schema")
             if not isinstance(schema, dict) or schema.get("type") != "object":
                 return f"tools.{i}.input_schema: type must be 'object'"

@@ -24,7 +24,7 @@ import pytest
 from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
 from bot.settings import BotSettings
 from tests.conftest import REPO_ROOT, Api, Service
-from tests.fakes.anthropic import FakeAnthropic, end_turn, review_fail, review_pass, tool_use
+from tests.fakes.anthropic import EDITOR, FakeAnthropic, edit, end_turn, review_fail, review_pass, tool_use
 from tests.fakes.github import FakeGitHub
 from tests.integration.aux_service import AuxService, github_service
 
@@ -52,7 +52,9 @@ FILES: dict[str, bytes | str] = {
 }
 TITLE = "divide() returns the product instead of the quotient"
 BODY = "Calling `divide(6, 3)` from calc.py returns 18. It should return 2."
-FIX = dict(path="calc.py", old="    return a * b", new="    return a / b")
+FIX = dict(
+    command="str_replace", path="/workspace/calc.py", old_str="    return a * b", new_str="    return a / b"
+)
 
 
 @pytest.fixture(scope="module")
@@ -161,15 +163,10 @@ async def test_lint_fails_in_round_one_and_passes_in_round_two(
 ) -> None:
     ai.script(
         agent=[
-            tool_use(
-                "replace_in_file",
-                path="calc.py",
-                old='"""Small arithmetic helpers."""\n',
-                new='"""Small arithmetic helpers."""\n\nimport math\n',
-            ),
-            tool_use("replace_in_file", **FIX),
+            edit("insert", "/workspace/calc.py", insert_line=1, insert_text="\nimport math"),
+            tool_use(EDITOR, **FIX),
             end_turn("Return the quotient in divide()."),
-            tool_use("replace_in_file", path="calc.py", old="\nimport math\n", new=""),
+            edit("str_replace", "calc.py", old_str="\nimport math\n", new_str=""),
             end_turn("Return the quotient in divide(); no stray import."),
         ],
         review=[review_pass()],
@@ -193,9 +190,9 @@ async def test_ci_fails_then_passes_with_real_tests(
 ) -> None:
     ai.script(
         agent=[
-            tool_use("replace_in_file", path="calc.py", old="    return a * b", new="    return a - b"),
+            edit("str_replace", "calc.py", old_str="    return a * b", new_str="    return a - b"),
             end_turn("Subtract."),
-            tool_use("replace_in_file", path="calc.py", old="    return a - b", new="    return a / b"),
+            edit("str_replace", "calc.py", old_str="    return a - b", new_str="    return a / b"),
             end_turn("Return the quotient in divide()."),
         ],
         review=[review_pass(), review_pass()],
@@ -220,10 +217,10 @@ async def test_tests_gate_catches_a_broken_test_and_round_two_repairs_it(
 ) -> None:
     ai.script(
         agent=[
-            tool_use("replace_in_file", **FIX),
-            tool_use("replace_in_file", path="calc.py", old="    return a + b", new="    return a + b + 1"),
+            tool_use(EDITOR, **FIX),
+            edit("str_replace", "calc.py", old_str="    return a + b", new_str="    return a + b + 1"),
             end_turn("Return the quotient in divide()."),
-            tool_use("replace_in_file", path="calc.py", old="    return a + b + 1", new="    return a + b"),
+            edit("str_replace", "calc.py", old_str="    return a + b + 1", new_str="    return a + b"),
             end_turn("Return the quotient in divide(); add() untouched."),
         ],
         review=[review_pass()],
@@ -254,8 +251,12 @@ async def test_file_cap_malformed_review_and_overloaded_model(
     ai.fail_next(529, times=2)  # the model API is overloaded twice, then answers
     ai.script(
         agent=[
-            tool_use("read_file", path="README.md"),  # a third distinct file: over the cap of 2
-            tool_use("replace_in_file", **FIX),
+            edit("view", "/workspace/README.md"),  # a third distinct file: over the cap of 2
+            edit("create", "/workspace/NOTES.md", file_text="x\n"),  # a new file: over the cap too
+            edit("view", "/workspace"),  # a folder: free
+            edit("insert", "/workspace/calc.py", insert_line=0, insert_text="# Arithmetic."),
+            edit("str_replace", "/workspace/calc.py", old_str="# Arithmetic.\n", new_str=""),
+            tool_use(EDITOR, **FIX),
             end_turn("Return the quotient in divide()."),
             end_turn("Re-checked: the quotient is right."),
         ],
@@ -266,18 +267,23 @@ async def test_file_cap_malformed_review_and_overloaded_model(
     assert [r.status for r in ai.requests[:3]] == [529, 529, 200]
     first = ai.of_kind("agent")[2].body["messages"][0]["content"][0]["text"]
     assert "calc.py — lines 1-10 of 10" in first and "test_calc.py — lines" in first  # the starting set
-    refused = ai.tool_results()[0]
-    assert (
-        refused["is_error"]
-        and "file limit reached" in refused["content"]
-        and "CODE_FIX_MAX_FILES=2" in refused["content"]
-    )
+    results = ai.tool_results()
+    for refused in results[:2]:
+        assert (
+            refused["is_error"]
+            and "file limit reached" in refused["content"]
+            and "CODE_FIX_MAX_FILES=2" in refused["content"]
+        )
+    assert not results[2]["is_error"] and "/workspace/calc.py" in results[2]["content"].splitlines()
+    assert not results[3]["is_error"] and "     1\t# Arithmetic." in results[3]["content"]
+    assert not any(r["is_error"] for r in results[4:])
+    assert ai.of_kind("agent")[2].body["tools"][0]["type"] == "text_editor_20250728"
     review1 = outcome.rounds[0].gate("review")
     assert review1 is not None and review1.status == "failed" and review1.data["raw"] == "Looks good to me!"
     assert len(outcome.rounds) == 2
     assert_one_commit_draft_pr(fake_gh, repo, outcome.branch or "")
     body = fake_gh.pulls(*repo)[0].body or ""
-    assert "**Files explored** (2 of at most 2): `calc.py`, `test_calc.py`" in body
+    assert "**Files explored** (2 of at most 2): `calc.py`, `test_calc.py`" in body, body
     assert "Looks good to me!" in body
     assert_job_gone(bot_service, docker_client, outcome.job_id)
 
@@ -362,7 +368,7 @@ def test_cli_fixes_the_bug_with_real_ci_and_reports_to_a_webhook(
     ai.script(
         agent=[
             tool_use("search", pattern="def divide"),
-            tool_use("replace_in_file", **FIX),
+            tool_use(EDITOR, **FIX),
             end_turn("Return the quotient in divide().\n- `a * b` became `a / b`."),
         ],
         review=[review_pass()],
@@ -416,7 +422,7 @@ def test_cli_publishes_the_best_attempt_when_every_round_fails(
     bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub
 ) -> None:
     ai.script(
-        agent=[tool_use("replace_in_file", **FIX), end_turn("Quotient."), end_turn("Still the quotient.")],
+        agent=[tool_use(EDITOR, **FIX), end_turn("Quotient."), end_turn("Still the quotient.")],
         review=[review_fail("divide(1, 0) raises ZeroDivisionError"), review_fail("still no zero check")],
     )
     before = {j["id"] for j in bot_jobs(bot_service)}

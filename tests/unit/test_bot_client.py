@@ -425,31 +425,31 @@ async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_bas
     ]
 
 
-async def test_write_file_changes_an_existing_files_mode_only_with_its_content_unchanged(
+async def test_the_editor_input_goes_to_the_service_untouched_and_create_makes_only_new_files(
     server: Server,
 ) -> None:
     tool = "/v1/jobs/job_1/tools/"
-    server.on(f"POST {tool}read_file", ok(read_answer("run.sh", "#!/bin/sh\n")))
-    server.on(
-        f"POST {tool}write_file",
-        ok({"path": "run.sh", "bytes_written": 10, "created": False, "mode": "100755"}),
-    )
+    server.on(f"POST {tool}read_file", ok(read_answer("run.sh", "#!/bin/sh\n")))  # the base, captured
+    edited = {"content": "The file /workspace/run.sh has been edited.", "is_error": False}
+    server.on(f"POST {tool}str_replace_based_edit_tool", ok(edited))
     box = toolbox(server)
+    change = {"command": "str_replace", "path": "/workspace/run.sh", "old_str": "sh", "new_str": "bash"}
     async with box.client:
-        plain, plain_err = await box.run("write_file", {"path": "run.sh", "content": "#!/bin/sh\n"})
-        other, other_err = await box.run(
-            "write_file", {"path": "run.sh", "content": "#!/bin/bash\n", "executable": True}
+        text, err = await box.run("str_replace_based_edit_tool", change)
+        again, again_err = await box.run(
+            "str_replace_based_edit_tool", {"command": "create", "path": "run.sh", "file_text": "x"}
         )
-        same, same_err = await box.run(
-            "write_file", {"path": "run.sh", "content": "#!/bin/sh\n", "executable": True}
-        )
-        bad, bad_err = await box.run("write_file", {"path": "x", "content": "", "executable": "yes"})
-    assert plain_err and "already exists: change it with replace_in_file" in plain
-    assert other_err and "`content` differs from it" in other
-    assert not same_err and same == "wrote 10 bytes to run.sh (mode 100755)"
-    assert bad_err and "`executable` must be true, false or null" in bad
-    writes = [b for b in server.bodies if "content" in b]
-    assert writes == [{"path": "run.sh", "content": "#!/bin/sh\n", "executable": True}]
+        bad, bad_err = await box.run("str_replace_based_edit_tool", {"command": "view"})
+    assert not err and text == edited["content"]
+    assert again_err and "run.sh already exists: change it with `str_replace`" in again
+    assert bad_err and "`path` is required" in bad
+    assert [b for b in server.bodies if "command" in b] == [change]  # verbatim, once
+    assert box.base == {"run.sh": "#!/bin/sh\n"} and box.files_read == ["run.sh"]
+    assert [(e.name, e.path, e.ok) for e in box.events] == [
+        ("replace_in_file", "run.sh", True),
+        ("write_file", "run.sh", False),
+        ("read_file", None, False),
+    ]
 
 
 async def test_agent_tools_come_from_the_openapi_document(server: Server) -> None:

@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from bot.agent import SUPERSEDED
 from bot.client import ApiError, DockyardClient, EditMismatch, FileNotFound, JobNotFound
 from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
 from bot.models import (
@@ -20,6 +22,7 @@ from bot.models import (
     CommitResult,
     DeleteFileResult,
     DiffResult,
+    EditorResult,
     Job,
     LintResult,
     ListDirectoryResult,
@@ -32,8 +35,13 @@ from bot.models import (
 )
 from bot.progress import ProgressEvent
 from bot.settings import BotSettings
+from service.models import EditorRequest
+from service.tools import editor
+from service.tools.ops import refusal
+from service.tools.registry import EDITOR_STEPS
 from service.tools.registry import agent_tools as service_agent_tools
 from tests.fakes.anthropic import (
+    EDITOR,
     FakeAnthropic,
     end_turn,
     overloaded,
@@ -151,6 +159,8 @@ class MemoryDockyard(DockyardClient):
     ) -> ReadFileResult:
         self._live(job_id)
         self.calls.append(f"read_file {path}")
+        if any(p.startswith(path.rstrip("/") + "/") for p in self.work):
+            raise ApiError(400, "not_a_file", f"not a regular file: {path}")
         if path not in self.work:
             raise FileNotFound(404, "file_not_found", f"{path} does not exist")
         lines = self.work[path].splitlines(keepends=True)
@@ -235,8 +245,47 @@ class MemoryDockyard(DockyardClient):
         return ReplaceInFileResult(path=path, replacements=n, snippet=f"     6\t{new}")
 
     async def list_directory(self, job_id: str, path: str = ".", *, depth: int = 1) -> ListDirectoryResult:
-        entries = [{"path": p, "type": "file", "size": len(c)} for p, c in sorted(self.work.items())]
+        if path in self.work:
+            raise ApiError(400, "not_a_directory", f"not a folder: {path}")
+        under = "" if path == "." else path.rstrip("/") + "/"
+        if under and not any(p.startswith(under) for p in self.work):
+            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+        entries = [
+            {"path": p, "type": "file", "size": len(c)}
+            for p, c in sorted(self.work.items())
+            if p.startswith(under)
+        ]
         return ListDirectoryResult.model_validate({"path": path, "entries": entries, "truncated": False})
+
+    async def edit_tool(self, job_id: str, tool_input: Mapping[str, Any]) -> EditorResult:
+        """The service's own editor logic over this fake's tools."""
+        self._live(job_id)
+        self.calls.append(f"edit {tool_input.get('command')} {tool_input.get('path')}")
+        try:
+            req = EditorRequest.model_validate(dict(tool_input))
+        except ValidationError as e:
+            raise ApiError(400, "invalid_request", str(e)) from e
+
+        async def step(tool: Any, r: Any) -> Any:
+            try:
+                if tool.name == "read_file":
+                    got: Any = await self.read_file(
+                        job_id, r.path, start_line=r.start_line, end_line=r.end_line, numbered=r.numbered
+                    )
+                elif tool.name == "write_file":
+                    got = await self.write_file(job_id, r.path, r.content)
+                elif tool.name == "replace_in_file":
+                    got = await self.replace_in_file(
+                        job_id, r.path, old=r.old, new=r.new, expected_count=r.expected_count
+                    )
+                else:
+                    got = await self.list_directory(job_id, r.path, depth=r.depth)
+            except ApiError as e:
+                raise refusal({"code": e.code, "message": e.message, "details": e.details}) from e
+            return tool.exposure.result.model_validate(got.model_dump(by_alias=True))
+
+        out = await editor.run(req, step, EDITOR_STEPS)
+        return EditorResult(content=out.content, is_error=out.is_error)
 
     async def search(self, job_id: str, pattern: str, **kw: Any) -> SearchResult:
         matches = []
@@ -359,7 +408,7 @@ class Collect:
         return [e.text for e in self.events]
 
 
-FIX = dict(path="calc.py", old="    return a * b", new="    return a / b")
+FIX = dict(command="str_replace", path="calc.py", old_str="    return a * b", new_str="    return a / b")
 
 
 async def fix(
@@ -374,7 +423,7 @@ async def fix(
 async def test_happy_path_opens_one_draft_pr(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     ai.script(
-        agent=[tool_use("replace_in_file", **FIX), end_turn("Divide instead of multiplying in divide().")],
+        agent=[tool_use(EDITOR, **FIX), end_turn("Divide instead of multiplying in divide().")],
         review=[review_pass()],
     )
     outcome, sink = await fix(ai, mem)
@@ -395,8 +444,10 @@ async def test_happy_path_opens_one_draft_pr(ai: FakeAnthropic) -> None:
     assert "tokens" in body and "$" in body
     # the model is offered the service's tools, their schemas as the service declares them
     offered = ai.of_kind("agent")[0].body["tools"]
-    assert [(t["name"], t["input_schema"]) for t in offered] == [
-        (t["name"], t["input_schema"]) for t in service_agent_tools()
+    # Claude's own editor first (typed: no schema), then the service's tools it does not replace
+    assert offered[0] == {"type": "text_editor_20250728", "name": EDITOR, "max_characters": 60_000}
+    assert [(t["name"], t["input_schema"]) for t in offered[1:]] == [
+        (t["name"], t["input_schema"]) for t in service_agent_tools() if t["name"] not in SUPERSEDED
     ]
     assert mem.calls.index("agent_tools") < mem.calls.index("create_job"), "fetched before a job exists"
     assert mem.calls.count("agent_tools") == 1
@@ -430,9 +481,15 @@ async def test_lint_failure_feeds_round_two(ai: FakeAnthropic) -> None:
     mem.lint_answers = [lint_new("calc.py", 6, "F821", "Undefined name `c`"), lint_ok()]
     ai.script(
         agent=[
-            tool_use("replace_in_file", path="calc.py", old="    return a * b", new="    return a / c"),
+            tool_use(
+                EDITOR,
+                command="str_replace",
+                path="calc.py",
+                old_str="    return a * b",
+                new_str="    return a / c",
+            ),
             end_turn("Divide."),
-            tool_use("replace_in_file", path="calc.py", old="a / c", new="a / b"),
+            tool_use(EDITOR, command="str_replace", path="calc.py", old_str="a / c", new_str="a / b"),
             end_turn("Divide by b."),
         ],
         review=[review_pass()],
@@ -456,7 +513,7 @@ async def test_all_rounds_fail_best_attempt_is_published_with_a_note(ai: FakeAnt
     mem = MemoryDockyard(FILES)
     ai.script(
         agent=[
-            tool_use("replace_in_file", **FIX),
+            tool_use(EDITOR, **FIX),
             end_turn("Divide."),
             end_turn("Still right."),
             end_turn("Sure."),
@@ -472,7 +529,7 @@ async def test_all_rounds_fail_best_attempt_is_published_with_a_note(ai: FakeAnt
 
 
 Call = tuple[str, dict[str, Any]]
-BREAK: Call = ("replace_in_file", dict(path="calc.py", old="a / b", new="a / / b"))
+BREAK: Call = (EDITOR, dict(command="str_replace", path="calc.py", old_str="a / b", new_str="a / / b"))
 
 
 async def round_one_is_best(
@@ -483,7 +540,7 @@ async def round_one_is_best(
     mem.lint_answers = [lint_ok(), lint_new("calc.py", 6, "E999", "SyntaxError")]
     ai.script(
         agent=[
-            tool_uses([("replace_in_file", FIX), *(first or [])]),
+            tool_uses([(EDITOR, FIX), *(first or [])]),
             end_turn("Divide."),
             tool_uses([BREAK, *(second or [])]),
             end_turn("Broke it."),
@@ -496,7 +553,10 @@ async def round_one_is_best(
 async def test_best_round_that_cannot_be_restored_falls_back_to_the_last(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     mem.too_large = {"util/helpers.py"}  # its base cannot be captured whole
-    helpers: Call = ("replace_in_file", dict(path="util/helpers.py", old="return 1", new="return 2"))
+    helpers: Call = (
+        EDITOR,
+        dict(command="str_replace", path="util/helpers.py", old_str="return 1", new_str="return 2"),
+    )
     outcome, _ = await round_one_is_best(ai, mem, second=[helpers])
     # round 1 got further, but round 2 changed a file whose base is unknown: say so, ship round 2
     assert outcome.ok and not outcome.passed_all and outcome.final_round == 2
@@ -518,7 +578,7 @@ async def test_best_round_restored_exactly(ai: FakeAnthropic) -> None:
 async def test_a_file_added_after_the_best_round_is_deleted_to_restore_it(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     later: list[Call] = [
-        ("write_file", dict(path="test_calc.py", content="from calc import divide\n")),
+        (EDITOR, dict(command="create", path="test_calc.py", file_text="from calc import divide\n")),
         ("delete_file", dict(path="README.md")),
         ("move_file", {"from": "util/more.py", "to": "util/most.py"}),
     ]
@@ -538,35 +598,14 @@ async def test_a_file_added_after_the_best_round_is_deleted_to_restore_it(ai: Fa
     ]
 
 
-async def test_a_mode_change_is_restored_too(ai: FakeAnthropic) -> None:
-    mem = MemoryDockyard({**FILES, "run.sh": "#!/bin/sh\necho hi\n"}, modes={"run.sh": "100755"})
-    tool = dict(path="tool.sh", content="#!/bin/sh\n")
-    outcome, _ = await round_one_is_best(
-        ai,
-        mem,
-        first=[("write_file", {**tool, "executable": True})],
-        second=[
-            ("write_file", {**tool, "executable": False}),
-            ("write_file", dict(path="run.sh", content="#!/bin/sh\necho hi\n", executable=False)),
-        ],
-    )
-    assert outcome.final_round == 1 and outcome.files_changed == ["calc.py", "tool.sh"], outcome.error
-    r = ai.tool_results()
-    assert "wrote 10 bytes to tool.sh (mode 100755) (new file)" in r[1]["content"]
-    assert not r[4]["is_error"] and "(mode 100644)" in r[4]["content"], "a mode-only change is allowed"
-    assert mem.commits[-1]["modes"] == {
-        **{p: "100644" for p in FILES},
-        "run.sh": "100755",
-        "tool.sh": "100755",
-    }
-
-
 async def test_a_write_under_an_ignored_path_is_flagged_to_the_model(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     mem.ignored = {"build/notes.txt"}
     ai.script(
         agent=[
-            tool_uses([("replace_in_file", FIX), ("write_file", dict(path="build/notes.txt", content="x"))]),
+            tool_uses(
+                [(EDITOR, FIX), (EDITOR, dict(command="create", path="build/notes.txt", file_text="x"))]
+            ),
             end_turn("Divide."),
         ],
         review=[review_pass()],
@@ -574,7 +613,7 @@ async def test_a_write_under_an_ignored_path_is_flagged_to_the_model(ai: FakeAnt
     outcome, _ = await fix(ai, mem)
     assert outcome.ok and outcome.files_changed == ["calc.py"]
     note = ai.tool_results()[1]["content"]
-    assert "wrote 1 bytes to build/notes.txt" in note and "will NOT be part of the diff" in note
+    assert "File created successfully at: build/notes.txt" in note and "will NOT be part of the diff" in note
 
 
 async def test_no_change_at_all_means_no_pr_and_exit_failure(ai: FakeAnthropic) -> None:
@@ -592,10 +631,12 @@ async def test_file_cap_is_enforced_with_a_message_the_model_sees(ai: FakeAnthro
     mem = MemoryDockyard(FILES)
     ai.script(
         agent=[
-            tool_use("read_file", path="util/helpers.py"),
-            tool_use("read_file", path="util/more.py"),
-            tool_use("read_file", path="calc.py"),  # a re-read: allowed
-            tool_use("replace_in_file", **FIX),
+            tool_use(EDITOR, command="view", path="util/helpers.py"),
+            tool_use(EDITOR, command="view", path="util/more.py"),
+            tool_use(EDITOR, command="view", path="/workspace/calc.py"),  # a re-read: allowed
+            tool_use(EDITOR, command="create", path="util/new.py", file_text="N = 1\n"),  # a new file
+            tool_use(EDITOR, command="view", path="/workspace/util"),  # a folder: free
+            tool_use(EDITOR, **FIX),
             end_turn("Divide."),
         ],
         review=[review_pass()],
@@ -603,23 +644,28 @@ async def test_file_cap_is_enforced_with_a_message_the_model_sees(ai: FakeAnthro
     outcome, _ = await fix(ai, mem, max_files=2)
     assert outcome.ok
     results = ai.tool_results()
-    assert "util/helpers.py — lines 1-2 of 2" in results[0]["content"] and not results[0]["is_error"]
+    assert "`cat -n` on util/helpers.py" in results[0]["content"] and not results[0]["is_error"]
     assert results[1]["is_error"] and "file limit reached" in results[1]["content"]
     assert "CODE_FIX_MAX_FILES=2" in results[1]["content"]
     assert not results[2]["is_error"]
-    assert "read_file util/more.py" not in mem.calls
+    assert results[3]["is_error"] and "file limit reached" in results[3]["content"]
+    assert not results[4]["is_error"] and "/workspace/util/helpers.py" in results[4]["content"]
+    assert "read_file util/more.py" not in mem.calls and "util/new.py" not in mem.work
+    assert outcome.files_changed == ["calc.py"]
 
 
 async def test_tool_errors_come_back_as_tool_results(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     ai.script(
         agent=[
-            tool_use("replace_in_file", path="calc.py", old="return a*b", new="return a/b"),
-            tool_use("read_file", path="nope.py"),
-            tool_use("write_file", path="calc.py", content="oops"),
+            tool_use(
+                EDITOR, command="str_replace", path="calc.py", old_str="return a*b", new_str="return a/b"
+            ),
+            tool_use(EDITOR, command="view", path="nope.py"),
+            tool_use(EDITOR, command="create", path="calc.py", file_text="oops"),
             tool_use("frobnicate", path="x"),
-            tool_use("read_file"),
-            tool_use("replace_in_file", **FIX),
+            tool_use(EDITOR, command="view"),
+            tool_use(EDITOR, **FIX),
             end_turn("Divide."),
         ],
         review=[review_pass()],
@@ -628,9 +674,11 @@ async def test_tool_errors_come_back_as_tool_results(ai: FakeAnthropic) -> None:
     outcome, _ = await fix(ai, mem)
     assert outcome.ok
     r = ai.tool_results()
-    assert r[0]["is_error"] and "edit_mismatch" in r[0]["content"] and "closest_lines" in r[0]["content"]
-    assert r[1]["is_error"] and "file_not_found" in r[1]["content"]
-    assert r[2]["is_error"] and "already exists: change it with replace_in_file" in r[2]["content"]
+    assert (
+        r[0]["is_error"] and "no match found" in r[0]["content"] and "closest lines are 5" in r[0]["content"]
+    )
+    assert r[1]["is_error"] and "nope.py does not exist" in r[1]["content"]
+    assert r[2]["is_error"] and "already exists: change it with `str_replace`" in r[2]["content"]
     assert r[3]["is_error"] and "unknown tool 'frobnicate'" in r[3]["content"]
     assert r[4]["is_error"] and "`path` is required" in r[4]["content"]
     assert not r[5]["is_error"]
@@ -639,10 +687,10 @@ async def test_tool_errors_come_back_as_tool_results(ai: FakeAnthropic) -> None:
 
 async def test_a_tool_call_cut_at_the_output_limit_is_never_applied(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
-    cut = tool_use("write_file", path="fast_math.py", content="def add(a, b):\n    return a +")
+    cut = tool_use(EDITOR, command="create", path="fast_math.py", file_text="def add(a, b):\n    return a +")
     cut.stop_reason = "max_tokens"
     ai.script(
-        agent=[cut, tool_use("replace_in_file", **FIX), end_turn("Divide.")],
+        agent=[cut, tool_use(EDITOR, **FIX), end_turn("Divide.")],
         review=[review_pass()],
     )
     outcome, _ = await fix(ai, mem)
@@ -656,11 +704,11 @@ async def test_each_model_call_marks_only_its_newest_block_for_the_cache(ai: Fak
     mem = MemoryDockyard(FILES)
     ai.script(
         agent=[
-            tool_use("read_file", path="util/helpers.py"),
-            tool_use("list_directory", path="."),
+            tool_use(EDITOR, command="view", path="util/helpers.py"),
+            tool_use(EDITOR, command="view", path="."),
             tool_use("search", pattern="divide"),
-            tool_use("read_file", path="calc.py"),
-            tool_use("replace_in_file", **FIX),
+            tool_use(EDITOR, command="view", path="calc.py"),
+            tool_use(EDITOR, **FIX),
             end_turn("Divide."),
         ],
         review=[review_pass()],
@@ -682,7 +730,7 @@ async def test_each_model_call_marks_only_its_newest_block_for_the_cache(ai: Fak
 async def test_malformed_review_is_a_failed_gate_with_the_raw_text_kept(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     ai.script(
-        agent=[tool_use("replace_in_file", **FIX), end_turn("Divide."), end_turn("Checked again.")],
+        agent=[tool_use(EDITOR, **FIX), end_turn("Divide."), end_turn("Checked again.")],
         review=[end_turn("LGTM, ship it!"), review_pass()],
     )
     outcome, _ = await fix(ai, mem)
@@ -698,9 +746,15 @@ async def test_ci_fails_then_passes(ai: FakeAnthropic) -> None:
     mem.checks_for = lambda sha, n: "failed" if n == 1 else "passed"
     ai.script(
         agent=[
-            tool_use("replace_in_file", path="calc.py", old="    return a * b", new="    return a // b"),
+            tool_use(
+                EDITOR,
+                command="str_replace",
+                path="calc.py",
+                old_str="    return a * b",
+                new_str="    return a // b",
+            ),
             end_turn("Integer divide."),
-            tool_use("replace_in_file", path="calc.py", old="a // b", new="a / b"),
+            tool_use(EDITOR, command="str_replace", path="calc.py", old_str="a // b", new_str="a / b"),
             end_turn("True divide."),
         ],
         review=[review_pass(), review_pass()],
@@ -716,13 +770,13 @@ async def test_ci_fails_then_passes(ai: FakeAnthropic) -> None:
 async def test_no_ci_skips_the_gate_and_pending_ci_stops_the_rounds(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     mem.checks_for = lambda sha, n: "no_ci"
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)
     assert outcome.passed_all and outcome.rounds[0].gates[-1].status == "skipped"
 
     mem = MemoryDockyard(FILES)
     mem.checks_for = lambda sha, n: "pending"
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem, ci_timeout_s=0)
     assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 1
     assert "CI had not finished" in mem.pulls[0]["body"]
@@ -731,7 +785,7 @@ async def test_no_ci_skips_the_gate_and_pending_ci_stops_the_rounds(ai: FakeAnth
 async def test_overloaded_model_api_is_retried(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     ai.fail_next(529, times=2)
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)
     assert outcome.ok and outcome.passed_all
     assert [r.status for r in ai.requests[:3]] == [529, 529, 200]
@@ -752,8 +806,8 @@ async def test_turn_cap_ends_a_round_and_the_conversation_stays_valid(ai: FakeAn
     ai.script(
         agent=[
             tool_use("search", pattern="divide"),
-            tool_use("list_directory", path="."),
-            tool_use("replace_in_file", **FIX),  # round 2: the first turn after the cap
+            tool_use(EDITOR, command="view", path="."),
+            tool_use(EDITOR, **FIX),  # round 2: the first turn after the cap
             end_turn("Divide."),
         ],
         review=[review_pass()],
@@ -804,7 +858,7 @@ async def test_cancellation_during_job_creation_finds_and_deletes_the_job(ai: Fa
 
 def test_outcome_json_names_the_validation(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = asyncio.run(fix(ai, mem))
     data = outcome.to_json()
     assert data["ok"] and data["rounds"] == 1 and data["files_changed"] == ["calc.py"]
@@ -824,7 +878,7 @@ async def test_a_gate_that_cannot_judge_does_not_block_but_is_not_a_pass(ai: Fak
             {"status": "error", "linters": [{"name": "ruff", "error": "image dockyard/python is not built"}]}
         )
     ]
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)
     assert outcome.ok and not outcome.passed_all and len(outcome.rounds) == 1
     assert [g.status for g in outcome.rounds[0].gates] == ["error", "passed", "passed", "passed"]
@@ -835,7 +889,7 @@ async def test_a_gate_that_cannot_judge_does_not_block_but_is_not_a_pass(ai: Fak
 async def test_model_api_failing_in_a_later_round_publishes_the_earlier_change(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     ai.script(
-        agent=[tool_use("replace_in_file", **FIX), end_turn("Divide."), overloaded(), overloaded()],
+        agent=[tool_use(EDITOR, **FIX), end_turn("Divide."), overloaded(), overloaded()],
         review=[review_fail("no zero check")],
     )
     outcome, _ = await fix(ai, mem, model_retries=1)
@@ -861,7 +915,7 @@ async def test_the_pr_targets_the_ref_when_it_is_a_branch(ai: FakeAnthropic) -> 
 
         mem.commit = commit  # type: ignore[method-assign]
         ai.reset()
-        ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+        ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
         req = REPORT.model_copy(update={"ref": ref, "base": base})
         outcome, _ = await fix(ai, mem, req)
         assert outcome.ok
@@ -873,7 +927,7 @@ async def test_a_new_test_failure_feeds_round_two_and_stops_before_review(ai: Fa
     mem.test_answers = [run_new("test_calc.py::test_divide", "assert 18 == 2"), run_ok()]
     ai.script(
         agent=[
-            tool_use("replace_in_file", **FIX),
+            tool_use(EDITOR, **FIX),
             end_turn("Divide."),
             end_turn("Divide, really."),
         ],
@@ -899,7 +953,7 @@ async def test_no_tests_found_skips_the_gate_and_ci_still_runs(ai: FakeAnthropic
             {"status": "passed", "skipped_reason": "no tests found (pytest collected none)"}
         )
     ]
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)
     assert outcome.passed_all and [g.status for g in outcome.rounds[0].gates] == [
         "passed",

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 
-from bot.agent import POLICY, READ_LINES_DEFAULT, ToolBox, ToolDrift
+from bot.agent import EDITOR_TOOL, POLICY, SUPERSEDED, ToolBox, ToolDrift, editor_path, normalize
 from bot.client import DockyardClient
 from bot.models import AgentTool
 from service.api.health import openapi_json
 from service.app import build_app
 from service.settings import Settings
-from service.tools.registry import EXPOSED, agent_tools
+from service.tools.editor import Refused, repo_path
+from service.tools.registry import EXPOSED, STR_REPLACE_BASED_EDIT_TOOL, agent_tools
 
 # the real handler reads the document under the service's own (string) key
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
@@ -44,14 +46,21 @@ async def served_tools(url: str) -> list[AgentTool]:
 
 async def test_every_service_tool_has_a_handler_and_keeps_its_schema(service_url: str) -> None:
     tools = await served_tools(service_url)
-    assert [t.name for t in tools] == [t.name for t in EXPOSED], "every route's tool is served"
+    agent_facing = [t.name for t in EXPOSED if t.exposure is not None and t.exposure.agent_tool]
+    assert [t.name for t in tools] == agent_facing, "every agent-facing route's tool is served"
     assert [t.model_dump() for t in tools] == agent_tools()
     box = ToolBox(DockyardClient(service_url, "x"), "job_1", 7, tools, strict=True)  # raises on drift
     assert box.unmapped == []
-    offered = {t["name"]: t for t in box.model_tools}
-    assert list(offered) == [t.name for t in tools]
+    # Claude's editor first (its own typed tool, the service's route of that name), then every
+    # service tool it does not stand in for, schemas untouched
+    assert box.model_tools[0] == EDITOR_TOOL and EDITOR_TOOL["name"] == STR_REPLACE_BASED_EDIT_TOOL.name
+    assert set(SUPERSEDED) <= {t.name for t in tools}, "the editor stands in for tools the service has"
+    offered = {str(t["name"]): t for t in box.model_tools[1:]}
+    assert list(offered) == [t.name for t in tools if t.name not in SUPERSEDED]
     for tool in tools:
-        mine = offered[tool.name]
+        if tool.name in SUPERSEDED:
+            continue
+        mine = cast(dict[str, Any], offered[tool.name])
         assert mine["input_schema"] == tool.input_schema, f"{tool.name}: the bot must not edit the schema"
         assert mine.get("description", "").startswith(tool.description)
     assert set(POLICY) <= set(offered), "a policy note for a tool the service does not offer"
@@ -59,18 +68,33 @@ async def test_every_service_tool_has_a_handler_and_keeps_its_schema(service_url
 
 async def test_the_policy_notes_are_appended_once(service_url: str) -> None:
     box = ToolBox(DockyardClient(service_url, "x"), "job_1", 7, await served_tools(service_url), strict=True)
-    desc = {t["name"]: t.get("description", "") for t in box.model_tools}
-    assert f"at most {READ_LINES_DEFAULT} lines" in desc["read_file"]
-    assert "at most 7 distinct files" in desc["read_file"] and "{max_files}" not in desc["read_file"]
-    assert "Change existing files with replace_in_file" in desc["write_file"]
-    assert "the default way to change code" in desc["replace_in_file"]
-    # read_file's agent schema leaves `numbered` out: the bot always reads numbered lines
-    read = next(t for t in box.model_tools if t["name"] == "read_file")
-    assert set(dict(read["input_schema"])["properties"]) == {"path", "start_line", "end_line"}
+    desc = {str(t["name"]): cast(dict[str, Any], t).get("description", "") for t in box.model_tools}
+    assert desc["delete_file"].count("Only when the fix needs the file gone") == 1
+    assert "At most 80 matches" in desc["search"]
+    assert not set(SUPERSEDED) & set(desc), "read/write/replace/list go through the editor"
+
+
+def test_the_bot_maps_editor_paths_as_the_service_does() -> None:
+    for path in [
+        "/workspace",
+        "/workspace/",
+        "/workspace/src/app.py",
+        "src/app.py",
+        "./src",
+        "/repo/x",
+        "/etc",
+    ]:
+        try:
+            theirs: str | None = repo_path(path)
+        except Refused:
+            theirs = None
+        mine = editor_path(path)
+        assert mine == (None if theirs is None else normalize(theirs)), path
 
 
 async def test_a_tool_without_a_handler_fails_a_strict_toolbox_and_is_not_offered_otherwise() -> None:
     tools = [
+        AgentTool(name="search", description="Search.", input_schema={"type": "object"}),
         AgentTool(name="read_file", description="Read.", input_schema={"type": "object"}),
         AgentTool(name="chmod_file", description="New.", input_schema={"type": "object"}),
     ]
@@ -78,9 +102,10 @@ async def test_a_tool_without_a_handler_fails_a_strict_toolbox_and_is_not_offere
     with pytest.raises(ToolDrift, match="chmod_file"):
         ToolBox(client, "job_1", 5, tools, strict=True)
     box = ToolBox(client, "job_1", 5, tools)
-    assert box.unmapped == ["chmod_file"] and [t["name"] for t in box.model_tools] == ["read_file"]
+    assert box.unmapped == ["chmod_file"]  # read_file is not unmapped: the editor stands in for it
+    assert box.offered == [EDITOR_TOOL["name"], "search"]
     text, is_error = await box.run("chmod_file", {"path": "a"})
-    assert is_error and "unknown tool 'chmod_file'; the tools are: read_file" in text
+    assert is_error and f"unknown tool 'chmod_file'; the tools are: {EDITOR_TOOL['name']}, search" in text
     # a tool the bot handles but the service does not offer is not callable either
     text, is_error = await box.run("delete_file", {"path": "a"})
     assert is_error and "unknown tool 'delete_file'" in text

@@ -36,7 +36,7 @@ def test_openapi_documents_every_tool_route() -> None:
 
 def test_agent_tools_are_the_request_models() -> None:
     tools = {t["name"]: t for t in agent_tools()}
-    assert list(tools) == [t.name for t in EXPOSED]
+    assert list(tools) == [t.name for t in EXPOSED if t.exposure is not None and t.exposure.agent_tool]
     move = tools["move_file"]["input_schema"]
     assert set(move["properties"]) == {"from", "to", "overwrite"} and move["required"] == ["from", "to"]
     read = tools["read_file"]["input_schema"]
@@ -77,3 +77,31 @@ def test_bot_facing_openapi_extension_is_the_registry() -> None:
 
     app = build_app(Settings(api_tokens="t" * 16 + ":bot"))  # type: ignore[call-arg]
     assert app["dockyard.openapi"]["x-agent-tools"] == agent_tools()
+
+
+def test_the_editor_tool_is_a_route_and_an_mcp_tool_but_not_an_agent_tool() -> None:
+    from service.models import EditorRequest, EditorResult
+    from service.sandbox.docker.engine import WORKSPACE as MOUNTED
+    from service.tools import editor
+    from service.tools.registry import COMPOSITES
+    from service.tools.registry import STR_REPLACE_BASED_EDIT_TOOL as EDIT
+
+    assert EDIT in EXPOSED and EDIT in COMPOSITES and EDIT not in TOOLS
+    assert (EDIT.exposure.request, EDIT.exposure.result) == (EditorRequest, EditorResult)
+    assert EDIT.name not in {t["name"] for t in agent_tools()}  # Claude knows it by its type
+    op = openapi(routes(), title="t", version="0")["paths"][route_path(EDIT)]["post"]
+    assert op["summary"] == EDIT.exposure.summary
+    schema = EditorRequest.model_json_schema()
+    assert schema["properties"]["command"]["enum"] == ["view", "create", "str_replace", "insert"]
+    assert editor.WORKSPACE == MOUNTED  # the path Claude is told is where the box mounts the tree
+
+
+def test_insert_arithmetic() -> None:
+    from service.tools.editor import inserted, lines_of
+
+    assert lines_of("a\nb") == ["a\n", "b"] and lines_of("") == [] and lines_of("a\r\n") == ["a\r\n"]
+    assert inserted("a\nb\n", 0, "z") == ("z\na\nb\n", 1, 1)
+    assert inserted("a\nb\n", 1, "x\ny\n") == ("a\nx\ny\nb\n", 2, 3)
+    assert inserted("a\nb", 2, "c") == ("a\nb\nc\n", 3, 3)  # after a last line without an ending
+    assert inserted("a\r\nb\r\n", 2, "c") == ("a\r\nb\r\nc\r\n", 3, 3)
+    assert inserted("", 0, "") == ("\n", 1, 1)  # an empty insert is one empty line
