@@ -82,6 +82,14 @@ class BinaryFile(InvalidRequest):
     CODE = "binary_file"
 
 
+class NotAFile(InvalidRequest):
+    CODE = "not_a_file"
+
+
+class NotADirectory(InvalidRequest):
+    CODE = "not_a_directory"
+
+
 class InvalidPattern(InvalidRequest):
     CODE = "invalid_pattern"
 

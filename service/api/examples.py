@@ -130,6 +130,13 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "data": {"status": "ready", "base_sha": SHA},
     },
     # --- tools
+    models.EditorRequest: {
+        "command": "str_replace",
+        "path": "/workspace/src/app.py",
+        "old_str": "return a - b",
+        "new_str": "return a + b",
+    },
+    models.EditorResult: {"content": "Replaced 1 occurrence in src/app.py.", "is_error": False},
     models.ReadFileRequest: {"path": "src/app.py", "start_line": 1, "end_line": 2, "numbered": True},
     models.ReadFileResult: {
         "path": "src/app.py",
