@@ -1,0 +1,76 @@
+"""`--patch-out` in the whole loop, against the in-memory control API and the fake model: the best
+round's diff is written as the patch and the process log beside it; nothing is committed, no checks
+are asked for, and CI is recorded as skipped (and said so)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.fixer import CI_SKIPPED, FixRequest, PatchOut, make_llm, run_fix
+from tests.fakes.anthropic import FakeAnthropic, end_turn, review_pass, tool_use
+from tests.unit.test_bot_fixer import (
+    CALC,
+    FILES,
+    FIX,
+    REPORT,
+    Collect,
+    MemoryDockyard,
+    round_one_is_best,
+    settings,
+)
+
+
+async def test_patch_mode_writes_the_diff_and_never_commits(ai: FakeAnthropic, tmp_path: Path) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    out = PatchOut.beside(tmp_path / "fix.patch")
+    s = settings(ai)
+    sink = Collect()
+    outcome = await run_fix(REPORT, s, client=mem, llm=make_llm(s), sinks=[sink], patch_out=out)
+    assert outcome.ok and outcome.passed_all, outcome.error
+    assert outcome.patch_path == str(out.patch) and outcome.log_path == str(out.log)
+    assert outcome.pr_url is None and mem.commits == [] and mem.pulls == []
+    assert not any(c.startswith(("commit", "checks")) for c in mem.calls), mem.calls
+    ci = outcome.rounds[0].gate("ci")
+    assert ci is not None and ci.status == "skipped" and ci.summary == CI_SKIPPED
+    patch = out.patch.read_text()
+    assert "-    return a * b" in patch and "+    return a / b" in patch
+    log = out.log.read_text()
+    assert "CI: ⏭️ skipped" in log and "Validation:** ✅ lint: passed" in log
+    assert f"Patch written: {out.patch}" in sink.texts()
+    assert mem.deleted  # the job is gone
+    assert outcome.to_json()["patch_path"] == str(out.patch)
+
+
+async def test_patch_mode_writes_the_restored_best_round(
+    ai: FakeAnthropic, tmp_path: Path, monkeypatch
+) -> None:
+    import tests.unit.test_bot_fixer as tbf
+
+    out = PatchOut.beside(tmp_path / "best.patch")
+    original = tbf.run_fix
+
+    async def with_patch_out(*a, **kw):  # type: ignore[no-untyped-def]
+        return await original(*a, patch_out=out, **kw)
+
+    monkeypatch.setattr(tbf, "run_fix", with_patch_out)
+    mem = MemoryDockyard(FILES)
+    outcome, _ = await round_one_is_best(ai, mem)
+    assert outcome.ok and not outcome.passed_all and outcome.final_round == 1, outcome.error
+    assert mem.work["calc.py"] == CALC.replace("a * b", "a / b")  # round 1 put back before the diff
+    patch = out.patch.read_text()
+    assert "+    return a / b" in patch and "/ /" not in patch
+    log = out.log.read_text()
+    assert "the patch carries round 1" in log and "before applying it" in log
+
+
+async def test_an_unwritable_patch_is_a_failed_fix_not_a_crash(ai: FakeAnthropic, tmp_path: Path) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    out = PatchOut.beside(tmp_path / "gone" / "fix.patch")  # the folder vanished meanwhile
+    s = settings(ai)
+    req = FixRequest(title=REPORT.title, body=REPORT.body, clone_url="file:///srv/git/calc.git")
+    outcome = await run_fix(req, s, client=mem, llm=make_llm(s), sinks=[], patch_out=out)
+    assert not outcome.ok and outcome.error is not None
+    assert outcome.error.startswith("could not write ") and "fix.patch" in outcome.error
+    assert mem.deleted
