@@ -18,6 +18,7 @@ from tests.unit.test_bot_fixer import (
     round_one_is_best,
     settings,
 )
+from tests.unit.test_bot_server import REQ, Runner, bot_server, post  # noqa: F401 (bot_server: a fixture)
 
 
 async def test_patch_mode_writes_the_diff_and_never_commits(ai: FakeAnthropic, tmp_path: Path) -> None:
@@ -74,3 +75,13 @@ async def test_an_unwritable_patch_is_a_failed_fix_not_a_crash(ai: FakeAnthropic
     assert not outcome.ok and outcome.error is not None
     assert outcome.error.startswith("could not write ") and "fix.patch" in outcome.error
     assert mem.deleted
+
+
+async def test_serve_refuses_a_clone_url_and_points_at_patch_out(bot_server: tuple[str, Runner]) -> None:  # noqa: F811
+    url, runner = bot_server
+    body = {k: v for k, v in REQ.items() if k != "repo"} | {"clone_url": "file:///srv/git/calc.git"}
+    status, answer = await post(url, body)
+    assert status == 400 and answer["error"]["code"] == "invalid_request"
+    assert "--patch-out" in answer["error"]["message"] and runner.seen == []
+    status, answer = await post(url, {**REQ, "clone_url": "file:///srv/git/calc.git"})
+    assert status == 400 and "exactly one of repo" in answer["error"]["message"]
