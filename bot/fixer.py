@@ -723,11 +723,15 @@ class Fixer:
             restore_note=note,
             progress=[_progress_line(e) for e in self.progress.events],
         )
-        try:
-            await asyncio.to_thread(_write_atomically, out.patch, diff.patch)
-            await asyncio.to_thread(_write_atomically, out.log, report)
-        except OSError as e:
-            raise FixFailed(f"could not write {e.filename or out.patch}: {e.strerror or e}") from e
+        written: list[Path] = []
+        for path, text in ((out.patch, diff.patch), (out.log, report)):  # both or neither
+            try:
+                await asyncio.to_thread(_write_atomically, path, text)
+            except OSError as e:
+                for done in written:
+                    done.unlink(missing_ok=True)
+                raise FixFailed(f"could not write {path}: {e.strerror or e}; no patch written") from e
+            written.append(path)
         outcome.passed_all = passed
         outcome.patch_path, outcome.log_path = str(out.patch), str(out.log)
         outcome.ok = True

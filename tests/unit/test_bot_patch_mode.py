@@ -73,7 +73,7 @@ async def test_an_unwritable_patch_is_a_failed_fix_not_a_crash(ai: FakeAnthropic
     req = FixRequest(title=REPORT.title, body=REPORT.body, clone_url="file:///srv/git/calc.git")
     outcome = await run_fix(req, s, client=mem, llm=make_llm(s), sinks=[], patch_out=out)
     assert not outcome.ok and outcome.error is not None
-    assert outcome.error.startswith("could not write ") and "fix.patch" in outcome.error
+    assert outcome.error.startswith(f"could not write {out.patch}: No such file or directory")
     assert mem.deleted
 
 
@@ -85,3 +85,13 @@ async def test_serve_refuses_a_clone_url_and_points_at_patch_out(bot_server: tup
     assert "--patch-out" in answer["error"]["message"] and runner.seen == []
     status, answer = await post(url, {**REQ, "clone_url": "file:///srv/git/calc.git"})
     assert status == 400 and "exactly one of repo" in answer["error"]["message"]
+
+
+async def test_a_log_that_cannot_be_written_takes_the_patch_back(ai: FakeAnthropic, tmp_path: Path) -> None:
+    mem = MemoryDockyard(FILES)
+    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    out = PatchOut(tmp_path / "fix.patch", tmp_path / "gone" / "fix.log")
+    s = settings(ai)
+    outcome = await run_fix(REPORT, s, client=mem, llm=make_llm(s), sinks=[], patch_out=out)
+    assert not outcome.ok and outcome.error is not None and str(out.log) in outcome.error
+    assert list(tmp_path.iterdir()) == []  # noqa: ASYNC240 (a test) -- both or neither
