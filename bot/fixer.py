@@ -1,5 +1,6 @@
 """One fix, start to end: a job, a starting file set, rounds of (model → lint → tests → self-review → CI),
-the best attempt as one commit with a draft PR, and the job deleted whatever happens."""
+the best attempt as one commit with a draft PR — or, with a `PatchOut`, as a patch file and its
+process log (no commit, no PR, CI skipped and said so) — and the job deleted whatever happens."""
 
 from __future__ import annotations
 
@@ -10,20 +11,31 @@ import secrets
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
 from anthropic import AsyncAnthropic
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from bot.agent import UNKNOWN, Agent, FatalToolError, ToolBox, ToolEvent
 from bot.client import ApiError, DockyardClient, DockyardClientError, FileNotFound
 from bot.explore import Candidates, identifiers, paths_in
 from bot.gates import GateResult, ci_gate, lint_gate, review_verdict, tests_gate
 from bot.models import AgentTool, DiffResult, Job
-from bot.progress import FinalInfo, Progress, Sink
+from bot.progress import FinalInfo, Progress, ProgressEvent, Sink
 from bot.prompts import FIX_SYSTEM, REVIEW_SYSTEM, review_prompt
-from bot.report import FileStat, FileState, RoundRecord, commit_message, pr_body, pr_title, validation_of
+from bot.report import (
+    FileStat,
+    FileState,
+    RoundRecord,
+    commit_message,
+    patch_report,
+    pr_body,
+    pr_title,
+    validation_of,
+)
 from bot.settings import BotSettings
 from bot.usage import Ledger, Usage
 
@@ -34,12 +46,19 @@ START_FILE_LINES = 400
 OVERVIEW_ENTRIES = 200
 
 
+RepoName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)]
+CloneUrl = Annotated[str, StringConstraints(pattern=r"^(file|https?)://\S+$", max_length=4096)]
+
+
 class FixRequest(BaseModel):
     """What to fix: the CLI's arguments, or one JSON request to `dockyard-bot serve`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    repo: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)]
+    repo: RepoName | None = Field(None, description="GitHub owner/name")
+    clone_url: CloneUrl | None = Field(
+        None, description="instead of repo: any git URL the service may clone (file:// or http(s)://)"
+    )
     ref: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     title: Annotated[str, StringConstraints(min_length=1, max_length=250, strip_whitespace=True)]
     body: Annotated[str, StringConstraints(max_length=50_000)] = ""
@@ -52,6 +71,22 @@ class FixRequest(BaseModel):
         None, description="progress webhook (Discord-compatible JSON)"
     )
 
+    @model_validator(mode="after")
+    def _one_source(self) -> FixRequest:
+        if (self.repo is None) == (self.clone_url is None):
+            raise ValueError("give exactly one of repo (GitHub owner/name) and clone_url")
+        return self
+
+    @property
+    def source(self) -> str:
+        """What is fixed, for people: the repo, or the clone URL without any credentials in it."""
+        if self.repo is not None:
+            return self.repo
+        assert self.clone_url is not None
+        parts = urlsplit(self.clone_url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=host))
+
     @field_validator("webhook")
     @classmethod
     def _http_only(cls, v: str | None) -> str | None:
@@ -60,11 +95,29 @@ class FixRequest(BaseModel):
         return v
 
 
+@dataclass(frozen=True)
+class PatchOut:
+    """Deliver the fix as files instead of a pull request: the patch (`git apply`-able) and the
+    process log (what a PR body would have carried, plus the progress lines)."""
+
+    patch: Path
+    log: Path
+
+    @classmethod
+    def beside(cls, patch: Path, log: Path | None = None) -> PatchOut:
+        return cls(patch, log if log is not None else patch.with_name(patch.name + ".log"))
+
+
+CI_SKIPPED = "no pull request with --patch-out: nothing was pushed, so no CI ran"
+
+
 @dataclass
 class FixOutcome:
-    ok: bool  # a draft PR was opened
+    ok: bool  # the fix was delivered: a draft PR opened, or (--patch-out) the patch written
     passed_all: bool  # ... and its change passed every gate
     pr_url: str | None = None
+    patch_path: str | None = None
+    log_path: str | None = None
     pr_number: int | None = None
     branch: str | None = None
     commit_sha: str | None = None
@@ -83,6 +136,8 @@ class FixOutcome:
             "ok": self.ok,
             "passed_all": self.passed_all,
             "pr_url": self.pr_url,
+            "patch_path": self.patch_path,
+            "log_path": self.log_path,
             "pr_number": self.pr_number,
             "branch": self.branch,
             "commit_sha": self.commit_sha,
@@ -145,8 +200,10 @@ class Fixer:
         progress: Progress,
         ledger: Ledger,
         run_id: str,
+        patch_out: PatchOut | None = None,
     ):
         self.req = req
+        self.patch_out = patch_out
         self.s = settings
         self.client = client
         self.llm = llm
@@ -186,6 +243,8 @@ class Fixer:
             FinalInfo(
                 ok=outcome.ok,
                 pr_url=outcome.pr_url,
+                patch_path=outcome.patch_path,
+                patch_mode=self.patch_out is not None,
                 files_changed=outcome.files_changed,
                 rounds=len(self.rounds),
                 max_rounds=self.s.max_rounds,
@@ -204,7 +263,11 @@ class Fixer:
             labels["requested-by"] = self.req.requested_by
         try:
             return await self.client.create_job(
-                repo=self.req.repo, ref=self.req.ref, ttl_s=self.s.job_ttl_s, labels=labels
+                repo=self.req.repo,
+                clone_url=self.req.clone_url,
+                ref=self.req.ref,
+                ttl_s=self.s.job_ttl_s,
+                labels=labels,
             )
         except BaseException:
             # Cancelled, timed out, or the connection dropped: the service finishes a creation it
@@ -301,7 +364,7 @@ class Fixer:
     async def _first_prompt(self, job: Job, tools: ToolBox) -> str:
         text = f"{self.req.title}\n{self.req.body}"
         parts = [f"# Bug report: {self.req.title}\n\n{self.req.body.strip() or '(no description)'}"]
-        where = f"{self.req.repo} at {self.req.ref or 'its default branch'}"
+        where = f"{self.req.source} at {self.req.ref or 'its default branch'}"
         if job.base_sha:
             where += f" (commit {job.base_sha[:12]})"
         parts.append(f"Repository: {where}; language: {job.language or 'unknown'}.")
@@ -423,6 +486,12 @@ class Fixer:
         if not gate.ok:
             return gate
 
+        if self.patch_out is not None:  # nothing is pushed, so there is nothing for CI to run on
+            gate = GateResult("ci", "skipped", CI_SKIPPED)
+            record.gates.append(gate)
+            await self.progress.note(f"CI: {gate.status} — {gate.summary}")
+            return None
+
         await self.progress.step("Committing")
         commit = await self.client.commit(job_id, branch=self.branch, message=self.message)
         record.commit_sha = commit.commit_sha
@@ -530,7 +599,8 @@ class Fixer:
         assert self.job is not None
         best = self._best()
         if best is None:
-            raise FixFailed(f"the model made no change in {len(self.rounds)} round(s); no pull request")
+            what = "no patch written" if self.patch_out is not None else "no pull request"
+            raise FixFailed(f"the model made no change in {len(self.rounds)} round(s); {what}")
         last = self.rounds[-1]
         note: str | None = None
         approx: DiffResult | None = None
@@ -547,11 +617,11 @@ class Fixer:
                 raise FixFailed(f"{last.interrupted}; and {note}")
             elif note is not None:
                 best = last
-                note += f"; the PR carries the last round ({best.number}) instead"
+                note += f"; the {self._carrier} carries the last round ({best.number}) instead"
         if last.interrupted:
             cut = (
                 f"round {last.number} was cut short ({last.interrupted}); "
-                f"the PR carries round {best.number}"
+                f"the {self._carrier} carries round {best.number}"
             )
             note = cut if note is None else f"{cut}; {note}"
         passed = best.passed and approx is None
@@ -560,6 +630,9 @@ class Fixer:
         outcome.files_changed = [f.path for f in best.files]
         outcome.additions = sum(f.additions for f in best.files)
         outcome.deletions = sum(f.deletions for f in best.files)
+        if self.patch_out is not None:
+            await self._write_patch(outcome, best, passed, tools, note)
+            return
         await self.progress.step("Opening draft PR")
         body = pr_body(
             title=self.req.title,
@@ -601,6 +674,84 @@ class Fixer:
         outcome.pr_number = commit.pull_request.number
         outcome.ok = True
 
+    # --- the patch file (--patch-out) ------------------------------------------------------------------
+
+    @property
+    def _carrier(self) -> str:
+        return "patch" if self.patch_out is not None else "PR"
+
+    async def _write_patch(
+        self, outcome: FixOutcome, best: RoundRecord, passed: bool, tools: ToolBox, note: str | None
+    ) -> None:
+        """The workspace's diff (it holds `best` now) as a patch file, and the process log beside it."""
+        assert self.job is not None and self.patch_out is not None
+        out = self.patch_out
+        await self.progress.step("Writing the patch")
+        diff = await self.client.diff(self.job.id)
+        if diff.patch_truncated or diff.timed_out:
+            raise FixFailed(
+                "the service's diff was cut at its output cap, so no complete patch can be written "
+                "(raise the job's output_cap_kb or the service's cap); no patch written"
+            )
+        if not diff.files:
+            raise FixFailed("the workspace has no change; no patch written")
+        binary = [f.path for f in diff.files if f.binary]
+        if binary:
+            missing = (
+                f"binary changes are not in the patch (git apply cannot carry them): {', '.join(binary)}"
+            )
+            await self.progress.note(missing)
+            note = missing if note is None else f"{note}; {missing}"
+            passed = False
+        await self.progress.note(
+            f"patch: {len(diff.files)} file(s), +{outcome.additions} -{outcome.deletions}"
+        )
+        report = patch_report(
+            title=self.req.title,
+            source=self.req.source,
+            ref=self.req.ref,
+            base_sha=diff.base_sha,
+            requested_by=self.req.requested_by,
+            final=best,
+            rounds=self.rounds,
+            max_rounds=self.s.max_rounds,
+            passed_all=passed,
+            files_explored=tools.files_read,
+            max_files=self.s.max_files,
+            model=self.s.model,
+            total=self.ledger.total(),
+            restore_note=note,
+            progress=[_progress_line(e) for e in self.progress.events],
+        )
+        written: list[Path] = []
+        for path, text in ((out.patch, diff.patch), (out.log, report)):  # both or neither
+            try:
+                await asyncio.to_thread(_write_atomically, path, text)
+            except OSError as e:
+                for done in written:
+                    done.unlink(missing_ok=True)
+                raise FixFailed(f"could not write {path}: {e.strerror or e}; no patch written") from e
+            written.append(path)
+        outcome.passed_all = passed
+        outcome.patch_path, outcome.log_path = str(out.patch), str(out.log)
+        outcome.ok = True
+
+
+def _progress_line(event: ProgressEvent) -> str:
+    rnd = f"[round {event.round}/{event.max_rounds}] " if event.round else ""
+    return f"{event.at.astimezone().strftime('%H:%M:%S')} {rnd}{event.text}"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a temporary file beside it, then renamed over it)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
 
 async def run_fix(
     req: FixRequest,
@@ -609,17 +760,20 @@ async def run_fix(
     client: DockyardClient | None = None,
     llm: AsyncAnthropic | None = None,
     sinks: list[Sink] | None = None,
+    patch_out: PatchOut | None = None,
 ) -> FixOutcome:
-    """Fix one bug report. Never raises for a failed fix (see `FixOutcome.error`); cancellation
-    propagates after the job is deleted."""
+    """Fix one bug report: a draft PR, or with `patch_out` a patch file and its log. Never raises
+    for a failed fix (see `FixOutcome.error`); cancellation propagates after the job is deleted."""
+    if req.clone_url is not None and patch_out is None:
+        raise ValueError("a fix from a clone URL has no pull request to open: give patch_out")
     run_id = secrets.token_hex(8)
     ledger = Ledger(settings.model)
-    progress = Progress(req.repo, ledger, settings.max_rounds, sinks)
+    progress = Progress(req.source, ledger, settings.max_rounds, sinks)
     own_client, own_llm = client is None, llm is None
     client = client or make_client(settings)
     llm = llm or make_llm(settings)
     try:
-        return await Fixer(req, settings, client, llm, progress, ledger, run_id).run()
+        return await Fixer(req, settings, client, llm, progress, ledger, run_id, patch_out).run()
     finally:
         await progress.close()
         if own_client:

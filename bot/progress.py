@@ -39,6 +39,8 @@ class FinalInfo:
     additions: int = 0
     deletions: int = 0
     error: str | None = None
+    patch_path: str | None = None  # --patch-out: where the patch went (no PR then)
+    patch_mode: bool = False
 
 
 @dataclass
@@ -116,7 +118,12 @@ class Progress:
         await self._emit(self._event("note", text))
 
     async def final(self, info: FinalInfo) -> None:
-        if info.ok and info.passed_all:
+        if info.patch_mode and info.ok:
+            best = "" if info.passed_all else " (best attempt, not every check passed)"
+            text = f"Patch written{best}: {info.patch_path}"
+        elif info.patch_mode:
+            text = f"No patch: {info.error or 'the fix failed'}"
+        elif info.ok and info.passed_all:
             text = f"Draft PR opened: {info.pr_url}"
         elif info.ok:
             text = f"Draft PR opened (best attempt, not every check passed): {info.pr_url}"
@@ -233,6 +240,8 @@ def final_lines(event: ProgressEvent) -> list[str]:
     ]
     if f.pr_url:
         lines.append(f"pull request: {f.pr_url}")
+    if f.patch_path:
+        lines.append(f"patch: {f.patch_path}")
     return lines
 
 
@@ -288,7 +297,9 @@ def webhook_payload(event: ProgressEvent) -> dict[str, Any]:
         if f.pr_url:
             embed["url"] = f.pr_url
         fields = [
-            {"name": "Pull request", "value": f.pr_url or "none", "inline": False},
+            {"name": "Patch", "value": _cut(f.patch_path or "none", 1024), "inline": False}
+            if f.patch_mode
+            else {"name": "Pull request", "value": f.pr_url or "none", "inline": False},
             {
                 "name": "Files changed",
                 "value": _cut(", ".join(f.files_changed) or "none", 1024),

@@ -1,4 +1,5 @@
-"""What a fix leaves behind: the round records, and the draft PR's title and body."""
+"""What a fix leaves behind: the round records, and the draft PR's title and body — or, with
+`--patch-out`, the process log written beside the patch (the same report, as its own file)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,87 @@ def pr_body(
     if requested_by:
         origin += f", requested by {requested_by}"
     parts.append(origin + ".")
+    parts += _verdict_and_files(final, rounds, passed_all, restore_note)
+    log = _process_log(
+        final=final,
+        rounds=rounds,
+        max_rounds=max_rounds,
+        files_explored=files_explored,
+        max_files=max_files,
+        model=model,
+        total=total,
+        carrier="PR",
+    )
+    body = "\n\n".join(parts)
+    details = "\n\n".join(log)
+    tail = (
+        "\n\n_Opened as a draft by dockyard-bot. It is never merged automatically: a person reviews and "
+        "merges it._"
+    )
+    room = PR_BODY_CAP - len(body) - len(tail) - 200
+    if len(details) > room:
+        details = details[: max(0, room)] + "\n\n[process log cut to fit the PR body]"
+    body += f"\n\n<details>\n<summary>Process log</summary>\n\n{details}\n\n</details>" + tail
+    return body
+
+
+def patch_report(
+    *,
+    title: str,
+    source: str,
+    ref: str | None,
+    base_sha: str,
+    requested_by: str | None,
+    final: RoundRecord,
+    rounds: list[RoundRecord],
+    max_rounds: int,
+    passed_all: bool,
+    files_explored: list[str],
+    max_files: int,
+    model: str,
+    total: Usage,
+    restore_note: str | None = None,
+    progress: list[str] | None = None,
+) -> str:
+    """The process log of a `--patch-out` run: what the PR body would have carried (summary,
+    validation, files, every round's gates and usage), uncut, plus the progress lines."""
+    parts = [f"# dockyard-bot: a patch for {title.strip()}"]
+    where = f"{source} at {ref or 'its default branch'} (commit {base_sha})"
+    origin = f"Fixes the report **{title.strip()}** in {where}"
+    if requested_by:
+        origin += f", requested by {requested_by}"
+    parts.append(
+        origin
+        + ". Apply it with `git apply` on that commit. No pull request was opened and nothing was "
+        "pushed: **CI was skipped.**"
+    )
+    parts.append("## Summary\n\n" + _summary_text(final.summary))
+    parts += _verdict_and_files(final, rounds, passed_all, restore_note, before="applying it")
+    log = _process_log(
+        final=final,
+        rounds=rounds,
+        max_rounds=max_rounds,
+        files_explored=files_explored,
+        max_files=max_files,
+        model=model,
+        total=total,
+        carrier="patch",
+    )
+    parts.append("## Process log\n\n" + "\n\n".join(log))
+    if progress:
+        fence = "~~~"
+        parts.append(f"## Progress\n\n{fence}\n" + "\n".join(progress) + f"\n{fence}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _verdict_and_files(
+    final: RoundRecord,
+    rounds: list[RoundRecord],
+    passed_all: bool,
+    restore_note: str | None,
+    before: str = "merging",
+) -> list[str]:
+    parts: list[str] = []
     if passed_all:
         parts.append(
             "**Validation:** "
@@ -132,19 +214,34 @@ def pr_body(
         parts.append(
             f"> [!WARNING]\n> **This is the best attempt after {len(rounds)} round(s); it did not pass every "
             f"validation.** Not passed: {'; '.join(failing) or 'unknown'}. "
-            "Review it with care before merging."
+            f"Review it with care before {before}."
         )
     files = "\n".join(f"- `{f.path}` ({f.status}, +{f.additions} -{f.deletions})" for f in final.files)
     parts.append("## Files changed\n\n" + (files or "- none"))
     if restore_note:
         parts.append(f"_Note: {restore_note}_")
+    return parts
 
+
+def _process_log(
+    *,
+    final: RoundRecord,
+    rounds: list[RoundRecord],
+    max_rounds: int,
+    files_explored: list[str],
+    max_files: int,
+    model: str,
+    total: Usage,
+    carrier: str,
+) -> list[str]:
     log: list[str] = []
     log.append(
         f"**Files explored** ({len(files_explored)} of at most {max_files}): "
         + (", ".join(f"`{p}`" for p in files_explored) or "none")
     )
-    log.append(f"**Rounds:** {len(rounds)} of at most {max_rounds}; the PR carries round {final.number}.")
+    log.append(
+        f"**Rounds:** {len(rounds)} of at most {max_rounds}; the {carrier} carries round {final.number}."
+    )
     for r in rounds:
         lines = [f"#### Round {r.number}"]
         if r.files_read:
@@ -172,15 +269,5 @@ def pr_body(
             lines.append(f"- tokens: {r.usage.describe()} ({r.usage.calls} model call(s))")
         log.append("\n".join(lines))
     log.append(f"**Total:** {total.describe()} — model `{model}`, {total.calls} model call(s).")
-    body = "\n\n".join(parts)
-    details = "\n\n".join(log)
-    tail = (
-        "\n\n_Opened as a draft by dockyard-bot. It is never merged automatically: a person reviews and "
-        "merges it._"
-    )
-    room = PR_BODY_CAP - len(body) - len(tail) - 200
-    if len(details) > room:
-        details = details[: max(0, room)] + "\n\n[process log cut to fit the PR body]"
-    body += f"\n\n<details>\n<summary>Process log</summary>\n\n{details}\n\n</details>" + tail
-    return body
+    return log
 

@@ -198,6 +198,13 @@ async def submit(request: web.Request) -> web.Response:
             f"{where}: {first['msg']}",
             {"errors": [{"loc": [str(p) for p in x["loc"]], "msg": x["msg"]} for x in e.errors()]},
         )
+    if req.clone_url is not None:
+        return _error(
+            400,
+            "invalid_request",
+            "clone_url: `dockyard-bot serve` opens pull requests, which need a GitHub repo; a fix from a "
+            "clone URL is `dockyard-bot fix --clone-url URL --patch-out FILE`",
+        )
     reason = q.refusal(req)
     if reason is not None:
         return _error(403, "forbidden", reason, {"requested_by": req.requested_by})
