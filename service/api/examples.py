@@ -136,7 +136,11 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "old_str": "return a - b",
         "new_str": "return a + b",
     },
-    models.EditorResult: {"content": "Replaced 1 occurrence in src/app.py.", "is_error": False},
+    models.EditorResult: {
+        "content": "The file /workspace/src/app.py has been edited. Here's the result of running "
+        "`cat -n` on a snippet of /workspace/src/app.py:\n     1\tdef add(a, b):\n     2\t    return a + b\n",
+        "is_error": False,
+    },
     models.ReadFileRequest: {"path": "src/app.py", "start_line": 1, "end_line": 2, "numbered": True},
     models.ReadFileResult: {
         "path": "src/app.py",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.fixer import CI_SKIPPED, FixRequest, PatchOut, make_llm, run_fix
-from tests.fakes.anthropic import FakeAnthropic, end_turn, review_pass, tool_use
+from tests.fakes.anthropic import EDITOR, FakeAnthropic, end_turn, review_pass, tool_use
 from tests.unit.test_bot_fixer import (
     CALC,
     FILES,
@@ -23,7 +23,7 @@ from tests.unit.test_bot_server import REQ, Runner, bot_server, post  # noqa: F4
 
 async def test_patch_mode_writes_the_diff_and_never_commits(ai: FakeAnthropic, tmp_path: Path) -> None:
     mem = MemoryDockyard(FILES)
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     out = PatchOut.beside(tmp_path / "fix.patch")
     s = settings(ai)
     sink = Collect()
@@ -67,7 +67,7 @@ async def test_patch_mode_writes_the_restored_best_round(
 
 async def test_an_unwritable_patch_is_a_failed_fix_not_a_crash(ai: FakeAnthropic, tmp_path: Path) -> None:
     mem = MemoryDockyard(FILES)
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     out = PatchOut.beside(tmp_path / "gone" / "fix.patch")  # the folder vanished meanwhile
     s = settings(ai)
     req = FixRequest(title=REPORT.title, body=REPORT.body, clone_url="file:///srv/git/calc.git")
@@ -89,7 +89,7 @@ async def test_serve_refuses_a_clone_url_and_points_at_patch_out(bot_server: tup
 
 async def test_a_log_that_cannot_be_written_takes_the_patch_back(ai: FakeAnthropic, tmp_path: Path) -> None:
     mem = MemoryDockyard(FILES)
-    ai.script(agent=[tool_use("replace_in_file", **FIX), end_turn("Divide.")], review=[review_pass()])
+    ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     out = PatchOut(tmp_path / "fix.patch", tmp_path / "gone" / "fix.log")
     s = settings(ai)
     outcome = await run_fix(REPORT, s, client=mem, llm=make_llm(s), sinks=[], patch_out=out)
