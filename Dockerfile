@@ -28,12 +28,14 @@ RUN set -eux; \
     if [ -s /src/dockyard-extra-ca.crt ]; then export PIP_CERT=/src/dockyard-extra-ca.crt; fi; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore; \
     /opt/dockyard/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /src/requirements.txt; \
-    /opt/dockyard/bin/pip install 'setuptools>=68' wheel -r /src/requirements.txt
-COPY README.md /src/
+    /opt/dockyard/bin/pip install "$(/opt/dockyard/bin/python -c 'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["build-system"]["requires"][0])')" -r /src/requirements.txt
+# The wheel carries sandbox-images (as service/sandbox_images); the bot is not part of this image.
+COPY README.md LICENSE /src/
 COPY service /src/service
+COPY sandbox-images /src/sandbox-images
 RUN set -eux; \
     /opt/dockyard/bin/pip install --no-deps --no-build-isolation --no-cache-dir /src; \
-    /opt/dockyard/bin/pip uninstall -y pip setuptools wheel; \
+    /opt/dockyard/bin/pip uninstall -y pip setuptools hatchling pathspec pluggy trove-classifiers; \
     /opt/dockyard/bin/python -m compileall -q /opt/dockyard
 
 # ---- final ----------------------------------------------------------------------------------------

@@ -44,15 +44,15 @@ ensure_engine() {
 
 ensure_python() {
   # Checked from / so the current folder cannot stand in for an installed package.
-  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, aiohttp_jinja2, playwright, os
+  local probe='import service, bot, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, aiohttp_jinja2, playwright, hatchling, yaml, os
 print(os.path.dirname(service.__file__))'
   if [ "$(cd / && python3 -c "$probe" 2>/dev/null)" = "$PWD/service" ] \
      && command -v dockyard >/dev/null 2>&1 && command -v dockyard-bot >/dev/null 2>&1; then
     log "python package installed"
     return
   fi
-  log "installing the python package (pip install -e .[test])"
-  python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+  log "installing the python package (pip install -e .[test,bot])"
+  python3 -m pip install -q --disable-pip-version-check -e '.[test,bot]'
 }
 
 ensure_chromium() {

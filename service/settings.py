@@ -50,6 +50,14 @@ def _host_memory_mb() -> int:
     return 0
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_IMAGES = Path(__file__).resolve().parent / "sandbox_images"  # in a wheel (pyproject force-include)
+
+
+def default_images_config() -> Path:
+    """The ops file when DOCKYARD_IMAGES_CONFIG is unset: the checkout's `sandbox-images/` (a clone,
+    an editable install), else the copy a wheel ships inside the package (`service/sandbox_images`)."""
+    checkout = REPO_ROOT / "sandbox-images" / "images.toml"
+    return checkout if checkout.is_file() else PACKAGED_IMAGES / "images.toml"
 
 
 # --- secrets: declared once ----------------------------------------------------------------------
@@ -90,7 +98,10 @@ class Settings(BaseSettings):
     state_dir: Path = Path("./.dockyard")
     api_tokens: str | None = secret("API tokens, comma-separated 'token:role[:tenant]' entries")
     api_tokens_file: Path | None = secret_file("file of API token entries (one a line); re-read on reload")
-    images_config: Path = REPO_ROOT / "sandbox-images" / "images.toml"
+    images_config: Path = Field(
+        default_factory=default_images_config,
+        description="the ops file (images, languages, limits); default: sandbox-images/images.toml",
+    )
     github_api_url: str = "https://api.github.com"
     github_web_url: str = "https://github.com"
     github_app_id: str | None = None
