@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from email.parser import Parser
@@ -138,3 +139,12 @@ def test_dockyard_bot_without_its_extra_says_what_to_install(
     monkeypatch.setattr(_entry, "BOT_EXTRA_MODULES", ("anthropic", "dockyard_no_such_module"))
     assert _entry.main(["serve"]) == 2
     assert "pip install 'dockyard[bot]'" in capsys.readouterr().err
+
+
+def test_the_changelog_has_this_version_and_the_license_is_the_stated_one() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## [{project['version']}] - " in changelog, "CHANGELOG.md: add an entry for this version"
+    assert "## [Unreleased]" in changelog
+    assert project["license"] == "Apache-2.0"
+    assert "Apache License" in (REPO_ROOT / "LICENSE").read_text().splitlines()[1]
