@@ -9,14 +9,24 @@ from typing import Any
 
 import yaml
 
+from bot.settings import BotSettings
 from service.settings import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "compose.yaml"
+# Every secret's environment name, the service's and the bot's: none may be an environment value.
+SECRET_VALUES = {Settings.env_name(n) for n, f in Settings.secret_names().items() if f is not None} | set(
+    BotSettings.secret_env_names().values()
+)
 
 
-def _service() -> tuple[dict[str, Any], dict[str, Any]]:
-    doc = yaml.safe_load(COMPOSE.read_text())
-    return doc["services"]["dockyard"], doc.get("secrets") or {}
+def _doc() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return doc
+
+
+def _service(name: str = "dockyard") -> tuple[dict[str, Any], dict[str, Any]]:
+    doc = _doc()
+    return doc["services"][name], doc.get("secrets") or {}
 
 
 def _env(service: dict[str, Any]) -> dict[str, str | None]:
@@ -27,21 +37,28 @@ def _env(service: dict[str, Any]) -> dict[str, str | None]:
 
 
 def test_no_secret_value_is_passed_as_environment() -> None:
-    env = _env(_service()[0])
-    for name, file_field in Settings.secret_names().items():
-        if file_field is not None:
-            assert Settings.env_name(name) not in env, f"{Settings.env_name(name)}: pass it as a file"
+    assert {"DOCKYARD_API_TOKENS", "ANTHROPIC_API_KEY"} <= SECRET_VALUES
+    for name, service in _doc()["services"].items():
+        leaked = sorted(SECRET_VALUES & set(_env(service)))
+        assert leaked == [], f"services.{name}: pass {leaked} as files (_FILE + a compose secret)"
 
 
 def test_every_FILE_variable_points_at_a_mounted_compose_secret() -> None:
-    service, declared = _service()
-    mounted = {s if isinstance(s, str) else s["source"] for s in service.get("secrets") or []}
-    wired = {k: v for k, v in _env(service).items() if k.endswith("_FILE")}
-    assert "DOCKYARD_API_TOKENS_FILE" in wired  # the service refuses to start without tokens
-    for var, value in wired.items():
-        assert value is not None and value.startswith("/run/secrets/"), var
-        name = value.removeprefix("/run/secrets/")
-        assert name in mounted and "file" in declared[name], f"{var}: {name} is not a mounted compose secret"
+    for service_name in _doc()["services"]:
+        service, declared = _service(service_name)
+        mounted = {s if isinstance(s, str) else s["source"] for s in service.get("secrets") or []}
+        wired = {k: v for k, v in _env(service).items() if k.endswith("_FILE")}
+        for var, value in wired.items():
+            assert value is not None and value.startswith("/run/secrets/"), var
+            name = value.removeprefix("/run/secrets/")
+            assert name in mounted and "file" in declared[name], f"{var}: {name} is not a mounted secret"
+    assert "DOCKYARD_API_TOKENS_FILE" in _env(_service()[0])  # the service refuses to start without tokens
+
+
+def test_the_bot_service_gets_each_of_its_secrets_as_a_file() -> None:
+    env = _env(_service("bot")[0])
+    for var in BotSettings.secret_env_names().values():
+        assert (env.get(f"{var}_FILE") or "").startswith("/run/secrets/"), var
 
 
 def test_every_secret_file_setting_is_wired_or_documented() -> None:
