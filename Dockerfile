@@ -1,6 +1,9 @@
 # dockyard control service: the aiohttp API in a container that drives the HOST's Docker engine
 # through its socket (see compose.yaml and the README's "Running it with docker-compose").
 #
+# DOCKYARD_EXTRAS: the package's extras to install too, comma-separated ("bot": the code-fix bot,
+# `dockyard-bot serve`, for compose's `bot` profile). Empty by default: the service only.
+#
 # BASE_IMAGE: python:3.11-slim-bookworm by default. Any Debian bookworm image works: where the
 # base has no python3 (debian:bookworm-slim, e.g. the debootstrap stand-in scripts/setup.sh
 # imports when no registry answers) it is installed with apt.
@@ -12,6 +15,7 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---- builder: a venv at /opt/dockyard with the package and its dependencies ----------------------
 FROM ${BASE_IMAGE} AS builder
+ARG DOCKYARD_EXTRAS=""
 USER root
 RUN set -eux; \
     if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then \
@@ -27,13 +31,17 @@ COPY pyproject.toml dockyard-extra-ca.cr[t] /src/
 RUN set -eux; \
     if [ -s /src/dockyard-extra-ca.crt ]; then export PIP_CERT=/src/dockyard-extra-ca.crt; fi; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore; \
-    /opt/dockyard/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /src/requirements.txt; \
-    /opt/dockyard/bin/pip install 'setuptools>=68' wheel -r /src/requirements.txt
-COPY README.md /src/
+    /opt/dockyard/bin/python -c 'import os, tomllib; p = tomllib.load(open("/src/pyproject.toml", "rb"))["project"]; extras = [e for e in os.environ["DOCKYARD_EXTRAS"].split(",") if e]; print("\n".join(p["dependencies"] + [d for e in extras for d in p["optional-dependencies"][e]]))' > /src/requirements.txt; \
+    /opt/dockyard/bin/pip install "$(/opt/dockyard/bin/python -c 'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["build-system"]["requires"][0])')" -r /src/requirements.txt
+# The wheel carries sandbox-images (as service/sandbox_images). bot/ is in it too; it runs only
+# where its extra's dependencies were installed (DOCKYARD_EXTRAS=bot).
+COPY README.md LICENSE /src/
 COPY service /src/service
+COPY bot /src/bot
+COPY sandbox-images /src/sandbox-images
 RUN set -eux; \
     /opt/dockyard/bin/pip install --no-deps --no-build-isolation --no-cache-dir /src; \
-    /opt/dockyard/bin/pip uninstall -y pip setuptools wheel; \
+    /opt/dockyard/bin/pip uninstall -y pip setuptools hatchling pathspec pluggy trove-classifiers; \
     /opt/dockyard/bin/python -m compileall -q /opt/dockyard
 
 # ---- final ----------------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -115,6 +118,33 @@ class BotSettings(BaseSettings):
         validation_alias=_env("DOCKYARD_BOT_WEBHOOK_HOSTS"),
         description="allowed webhook hosts (empty: any)",
     )
+
+    @classmethod
+    def secret_env_names(cls) -> dict[str, str]:
+        """Every secret (SecretStr) setting → its environment name; `<name>_FILE` reads it from a file."""
+        out = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            if field.annotation in (SecretStr, SecretStr | None) and isinstance(alias, AliasChoices):
+                out[name] = str(alias.choices[0])
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        """`ANTHROPIC_API_KEY_FILE=/run/secrets/…` and the like: a secret not given directly is read
+        from the file its `_FILE` variable names (compose secrets), so it never sits in the env."""
+        if not isinstance(data, dict):
+            return data
+        for name, env in cls.secret_env_names().items():
+            path = os.environ.get(f"{env}_FILE")
+            if not path or any(k in data for k in (name, env, env.lower())):
+                continue
+            try:
+                data = {**data, name: Path(path).read_text().strip()}
+            except OSError as e:
+                raise ValueError(f"{env}_FILE: cannot read {path}: {e.strerror}") from e
+        return data
 
     @field_validator("api_url")
     @classmethod

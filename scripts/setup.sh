@@ -44,15 +44,15 @@ ensure_engine() {
 
 ensure_python() {
   # Checked from / so the current folder cannot stand in for an installed package.
-  local probe='import service, bot, dockyard_client, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, aiohttp_jinja2, playwright, os
+  local probe='import service, bot, dockyard_client, githubkit, anthropic, pytest, pytest_docker, prometheus_client, ruff, mypy, schemathesis, aiohttp_jinja2, playwright, hatchling, yaml, os
 print(os.path.dirname(service.__file__))'
   if [ "$(cd / && python3 -c "$probe" 2>/dev/null)" = "$PWD/service" ] \
      && command -v dockyard >/dev/null 2>&1 && command -v dockyard-bot >/dev/null 2>&1; then
     log "python package installed"
     return
   fi
-  log "installing the python packages (pip install -e .[test] -e ./sdk)"
-  python3 -m pip install -q --disable-pip-version-check -e '.[test]' -e ./sdk
+  log "installing the python packages (pip install -e .[test,bot] -e ./sdk)"
+  python3 -m pip install -q --disable-pip-version-check -e '.[test,bot]' -e ./sdk
 }
 
 ensure_chromium() {

@@ -51,6 +51,40 @@ def _host_memory_mb() -> int:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_IMAGES = Path(__file__).resolve().parent / "sandbox_images"  # in a wheel (pyproject force-include)
+
+
+def default_images_config() -> Path:
+    """The ops file when DOCKYARD_IMAGES_CONFIG is unset: the checkout's `sandbox-images/` (a clone,
+    an editable install), else the copy a wheel ships inside the package (`service/sandbox_images`)."""
+    checkout = REPO_ROOT / "sandbox-images" / "images.toml"
+    return checkout if checkout.is_file() else PACKAGED_IMAGES / "images.toml"
+
+
+# --- secrets: declared once ----------------------------------------------------------------------
+# A secret setting X is declared with `secret(...)`, and its file variant X_file (env
+# DOCKYARD_X_FILE, e.g. a compose secret under /run/secrets) with `secret_file(...)`. Every secret
+# has its file variant (checked at import), neither a secret nor its file's path shows in
+# GET /v1/config, and `Settings.secret_value(X)` reads the value or, when unset, its file (at
+# call time, so a rotated file is read again on reload). Secrets that exist only as files (the
+# audit key, the SIEM collector's token) are declared with `secret_file(...)` alone.
+_SECRET = "dockyard_secret"
+_SECRET_FILE = "dockyard_secret_file"
+
+
+def secret(description: str) -> Any:
+    """A secret setting (never shown, never logged); declare its `<name>_file` variant too."""
+    return Field(None, description=description, json_schema_extra={_SECRET: True})
+
+
+def secret_file(description: str) -> Any:
+    """A file holding a secret: a path (shown as a path, never its content)."""
+    return Field(None, description=description, json_schema_extra={_SECRET_FILE: True})
+
+
+def _marked(field: Any, key: str) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(key))
 
 
 class ConfigError(Exception):
@@ -63,14 +97,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     state_dir: Path = Path("./.dockyard")
-    api_tokens: str | None = None
-    api_tokens_file: Path | None = None
-    images_config: Path = REPO_ROOT / "sandbox-images" / "images.toml"
+    api_tokens: str | None = secret("API tokens, comma-separated 'token:role[:tenant]' entries")
+    api_tokens_file: Path | None = secret_file("file of API token entries (one a line); re-read on reload")
+    images_config: Path = Field(
+        default_factory=default_images_config,
+        description="the ops file (images, languages, limits); default: sandbox-images/images.toml",
+    )
     github_api_url: str = "https://api.github.com"
     github_web_url: str = "https://github.com"
     github_app_id: str | None = None
-    github_app_private_key: str | None = None
-    github_app_private_key_file: Path | None = None
+    github_app_private_key: str | None = secret("the GitHub App's private key (PEM; \\n for newlines)")
+    github_app_private_key_file: Path | None = secret_file("file holding the GitHub App's private key (PEM)")
     max_jobs: int = Field(32, ge=1)
 
     # Tenants and protections: one place for every per-tenant cap and branch rule.
@@ -135,8 +172,8 @@ class Settings(BaseSettings):
     reap_interval_s: float = Field(30, gt=0, description="how often expired jobs and orphans are reaped")
     outcome_trail: bool = Field(True, description="commit each ended job's outcome to <state_dir>/trail")
     shutdown_timeout_s: float = Field(60, ge=0, description="SIGTERM: how long in-flight requests may finish")
-    audit_key_file: Path | None = Field(
-        None, description="HMAC keys authenticating the audit chain; must live outside the state dir"
+    audit_key_file: Path | None = secret_file(
+        "HMAC keys authenticating the audit chain; must live outside the state dir"
     )
 
     # SIEM delivery of audit records (service/siem/; unset = off).
@@ -151,9 +188,7 @@ class Settings(BaseSettings):
     siem_http: str | None = Field(
         None, description='HTTP(S) collector: batches are POSTed as {"records": [...]} (GET /v1/audit shape)'
     )
-    siem_http_token_file: Path | None = Field(
-        None, description="file holding the bearer token sent to the HTTP collector"
-    )
+    siem_http_token_file: Path | None = secret_file("file of the bearer token sent to the HTTP collector")
     siem_http_ca: Path | None = Field(None, description="CA bundle of an https:// collector; default: system")
     siem_batch: int = Field(100, ge=1, le=5000, description="records per delivery (one HTTP POST)")
     siem_interval_s: float = Field(
@@ -200,6 +235,42 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(
         24 * 3600, gt=0, description="how long a first answer is kept for replay under its Idempotency-Key"
     )
+
+    @classmethod
+    def secret_names(cls) -> dict[str, str | None]:
+        """Every secret setting → its file variant's field (None: a secret that is only a file)."""
+        fields = cls.model_fields
+        values = {n for n, f in fields.items() if _marked(f, _SECRET)}
+        files = {n for n, f in fields.items() if _marked(f, _SECRET_FILE)}
+        for name in values:
+            if f"{name}_file" not in files:
+                raise TypeError(f"secret setting {name!r} has no {name}_file variant (secret_file)")
+        out: dict[str, str | None] = {n: f"{n}_file" for n in values}
+        out |= {f: None for f in files if f.removesuffix("_file") not in values}
+        return out
+
+    @classmethod
+    def hidden_fields(cls) -> frozenset[str]:
+        """What GET /v1/config leaves out: every secret value and its file variant's path."""
+        return frozenset(n for name, f in cls.secret_names().items() if f is not None for n in (name, f))
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    def secret_value(self, name: str) -> str | None:
+        """A secret's value, else its file's content (read now), else None."""
+        value: str | None = getattr(self, name)
+        if value:
+            return value
+        file_field = self.secret_names()[name]
+        path: Path | None = getattr(self, file_field) if file_field else None
+        if path is None:
+            return None
+        try:
+            return path.read_text()
+        except OSError as e:
+            raise ConfigError(f"{self.env_name(file_field or name)}: cannot read {path}: {e}") from e
 
     @field_validator("state_dir", "images_config")
     @classmethod
@@ -256,12 +327,7 @@ class Settings(BaseSettings):
     def github_private_key(self) -> str | None:
         if self.github_app_private_key:
             return self.github_app_private_key.replace("\\n", "\n")
-        if self.github_app_private_key_file is not None:
-            try:
-                return self.github_app_private_key_file.read_text()
-            except OSError as e:
-                raise ConfigError(f"DOCKYARD_GITHUB_APP_PRIVATE_KEY_FILE: cannot read it: {e}") from e
-        return None
+        return self.secret_value("github_app_private_key")
 
     def github_configured(self) -> bool:
         return bool(self.github_app_id) and (
@@ -312,6 +378,9 @@ class Settings(BaseSettings):
 
     def allowed_clone_schemes(self) -> frozenset[str]:
         return frozenset(s.strip().lower() for s in self.clone_schemes.split(",") if s.strip())
+
+
+Settings.secret_names()  # a secret declared without its file variant fails here, at import
 
 
 # --- the ops file: sandbox-images/images.toml ---------------------------------------------------

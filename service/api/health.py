@@ -11,6 +11,7 @@ from service.api.routing import actor, answer
 from service.app_keys import BACKEND, JOBS
 from service.errors import FAILURES
 from service.models import ConfigView, Health, ImageInfo, ImagesResult, LanguageInfo, LinterInfo
+from service.settings import Settings
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -104,12 +105,11 @@ async def images(request: web.Request) -> web.Response:
 def _config_view(request: web.Request) -> ConfigView:
     state = request.app[JOBS].images
     settings = request.app[JOBS].settings
-    secret = {"api_tokens", "api_tokens_file", "github_app_private_key", "github_app_private_key_file"}
     return ConfigView(
         images_config=str(settings.images_config),
         config=state.config.model_dump(mode="json"),
         images={name: img.tag for name, img in state.images.items()},
-        settings=settings.model_dump(mode="json", exclude=secret),
+        settings=settings.model_dump(mode="json", exclude=set(Settings.hidden_fields())),
     )
 
 

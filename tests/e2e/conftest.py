@@ -2,8 +2,10 @@
 
 Debian ships docker-compose 1.29 (no Compose v2), so the command is `docker-compose` and the set-up
 is `up --build -d` (1.29 has no `--wait`; the test polls /healthz itself). The stack lives for
-this folder's module only, not the whole session. Compose reads its variables (port, tokens,
-base image, the fixture repository) from this process's environment, set here for the module.
+this folder's module only, not the whole session. Compose reads its variables (port, base image,
+the fixture repository, the folder of secret files) from this process's environment, set here for
+the module. The secrets (API tokens, the audit key) are files, as compose.yaml wants them: written
+to a temp folder (DOCKYARD_SECRETS_DIR), readable by the service's uid only.
 """
 
 from __future__ import annotations
@@ -67,9 +69,17 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory, fixture_repo: FixtureRepo)
         if Path(ca).is_file():
             shutil.copyfile(ca, EXTRA_CA)
     tokens = {"bot": "bot-" + secrets.token_hex(16), "auditor": "aud-" + secrets.token_hex(16)}
+    audit_key = secrets.token_hex(32)
+    secret_dir = tmp_path_factory.mktemp("e2e-secrets")
+    (secret_dir / "api_tokens").write_text("".join(f"{t}:{role}\n" for role, t in tokens.items()))
+    (secret_dir / "audit_key").write_text(audit_key + "\n")
+    for f in (secret_dir / "api_tokens", secret_dir / "audit_key"):
+        if os.geteuid() == 0:  # the service's uid in its container (compose keeps owner and mode)
+            os.chown(f, 10001, 10001)
+        f.chmod(0o400)
     env = {
         "DOCKYARD_PORT": str(_free_port()),
-        "DOCKYARD_API_TOKENS": ",".join(f"{t}:{role}" for role, t in tokens.items()),
+        "DOCKYARD_SECRETS_DIR": str(secret_dir),
         "DOCKYARD_E2E_GIT": str(git_root),
         # No registry here: build FROM the local debian:bookworm-slim (python3 comes from apt).
         "DOCKYARD_SERVICE_BASE_IMAGE": os.environ.get("DOCKYARD_E2E_BASE_IMAGE", "debian:bookworm-slim"),
@@ -77,8 +87,14 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory, fixture_repo: FixtureRepo)
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)
+    mp.delenv("DOCKYARD_API_TOKENS", raising=False)
     try:
-        yield {"port": int(env["DOCKYARD_PORT"]), "tokens": tokens, "clone_url": "file:///srv/git/hello.git"}
+        yield {
+            "port": int(env["DOCKYARD_PORT"]),
+            "tokens": tokens,
+            "audit_key": audit_key,
+            "clone_url": "file:///srv/git/hello.git",
+        }
     finally:
         mp.undo()
 

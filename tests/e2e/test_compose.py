@@ -2,11 +2,14 @@
 Dockerfile (base image debian:bookworm-slim here, python3 from apt), state on a named volume, the
 images config mounted, the host's Docker socket mounted. A job is created from a bare repository
 bind-mounted into the service container, worked on, audited, deleted; the service container is
-restarted and its state is still there. The job's sandbox runs on the host engine beside it."""
+restarted and its state is still there. The job's sandbox runs on the host engine beside it.
+The API tokens and the audit key reach the service as compose secrets (files under /run/secrets):
+neither is anywhere in `docker inspect` of the service container."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -63,6 +66,17 @@ def test_a_job_through_the_compose_stack(
     ready = requests.get(base + "/readyz", timeout=30)
     assert ready.status_code == 200, ready.text  # the engine through the mounted socket, images found
 
+    # Secrets are files: the container is told where they are, never what they are.
+    project = docker_compose_project_name
+    labels = [f"com.docker.compose.project={project}", "com.docker.compose.service=dockyard"]
+    [service] = docker_client.containers.list(filters={"label": labels})
+    inspected = json.dumps(service.attrs)
+    for secret in [*stack["tokens"].values(), stack["audit_key"]]:
+        assert secret not in inspected, "a secret value is visible in docker inspect"
+    env = dict(e.partition("=")[::2] for e in service.attrs["Config"]["Env"])
+    assert env["DOCKYARD_API_TOKENS_FILE"] == "/run/secrets/dockyard_api_tokens"
+    assert "DOCKYARD_API_TOKENS" not in env and "DOCKYARD_GITHUB_APP_PRIVATE_KEY" not in env
+
     r = bot("POST", "/v1/jobs", json={"clone_url": stack["clone_url"], "ref": "main", "language": "generic"})
     assert r.status_code == 201, r.text
     job = r.json()
@@ -95,7 +109,7 @@ def test_a_job_through_the_compose_stack(
             "clone", "job.create", "tool.read_file", "tool.write_file", "diff", "diff", "job.delete"
         ]
         verified = auditor("GET", "/v1/audit/verify").json()
-        assert verified["ok"] is True
+        assert verified["ok"] is True and verified["keyed"] is True  # the audit key file was read
 
         # The state is on the named volume: a restarted container still has it.
         compose(docker_compose_file, docker_compose_project_name, "restart", "dockyard")
