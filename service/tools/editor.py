@@ -15,8 +15,8 @@ Paths: `/workspace/…` (where the job's repository is checked out) or repositor
 absolute path (`/repo/app.py`, `/etc/passwd`) is outside the workspace and refused: it is never
 guessed at. `.git`, `..` and links out of the tree are refused by the tools below, as everywhere.
 
-The model's mistakes and what a file refuses are answers with `is_error: true` (the text says what
-to do); a job that is gone, not ready or unreachable is an HTTP error, as for every tool.
+The model's mistakes (a field its command needs left out included) and what a file refuses
+are answers with `is_error: true` (the text says what to do); a job that is gone, not ready or unreachable is an HTTP error, as for every tool.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ class Refused(Exception):
 
 
 async def run(req: EditorRequest, run: Runner, steps: Steps) -> EditorResult:
+    if missing := req.missing():
+        needed = " and ".join(f"`{m}`" for m in missing)
+        return EditorResult(content=f"Error: the `{req.command}` command needs {needed}.", is_error=True)
     try:
         rel = repo_path(req.path)
         if req.command == "view":

@@ -145,13 +145,28 @@ def test_missing_file_and_binary_file_are_tool_errors(api: Api, job: dict[str, A
 
 
 @pytest.mark.parametrize(
+    ("body", "needs"),
+    [
+        ({"command": "create", "path": "x.py"}, "`file_text`"),
+        ({"command": "str_replace", "path": "x.py", "new_str": "y"}, "`old_str`"),
+        ({"command": "insert", "path": "x.py", "insert_text": "y"}, "`insert_line`"),
+        ({"command": "insert", "path": "x.py"}, "`insert_line` and `insert_text`"),
+    ],
+)
+def test_a_field_the_command_needs_is_a_tool_error_the_model_reads(
+    api: Api, job: dict[str, Any], body: dict[str, Any], needs: str
+) -> None:
+    """As Anthropic's own implementation answers it: a tool_result with is_error, not an HTTP error
+    (every body the schema admits is a 200), and nothing is written."""
+    assert refused(api, job, **body) == f"Error: the `{body['command']}` command needs {needs}."
+    assert api.post(f"/v1/jobs/{job['id']}/tools/read_file", {"path": "x.py"}).status_code == 404
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {"path": "src/app.py"},  # no command
         {"command": "undo_edit", "path": "src/app.py"},  # not in text_editor_20250728
-        {"command": "create", "path": "x.py"},  # no file_text
-        {"command": "str_replace", "path": "x.py", "new_str": "y"},  # no old_str
-        {"command": "insert", "path": "x.py", "insert_text": "y"},  # no insert_line
         {"command": "view", "path": "src/app.py", "view_range": [1, 2, 3]},
         {"command": "view", "path": "src/app.py", "bogus": 1},
     ],
