@@ -16,7 +16,8 @@ absolute path (`/repo/app.py`, `/etc/passwd`) is outside the workspace and refus
 guessed at. `.git`, `..` and links out of the tree are refused by the tools below, as everywhere.
 
 The model's mistakes (a field its command needs left out included) and what a file refuses
-are answers with `is_error: true` (the text says what to do); a job that is gone, not ready or unreachable is an HTTP error, as for every tool.
+are answers with `is_error: true` (the text says what to do); a job that is gone, not ready or
+unreachable is an HTTP error, as for every tool.
 """
 
 from __future__ import annotations
