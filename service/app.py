@@ -27,6 +27,7 @@ from service.images import resolve_images
 from service.jobs import ImageState, JobService
 from service.lint.runner import LintService
 from service.logging import get_logger
+from service.mcp.server import McpEndpoint, is_mcp
 from service.models import (
     AuditList,
     AuditQuery,
@@ -238,6 +239,8 @@ def build_app(settings: Settings) -> web.Application:
     config = load_images_config(settings.images_config)
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     table = routes()
+    mcp = McpEndpoint(table, settings.max_body_bytes)  # MCP tools take their roles from these routes
+    table = [*table, *mcp.routes()]
     assert all(r.roles is None or r.roles <= ALL_ROLES for r in table)
     sessions = Sessions(settings.console_session_ttl_s, settings.console_max_sessions)
 
@@ -256,7 +259,9 @@ def build_app(settings: Settings) -> web.Application:
     app["dockyard.openapi"] = {
         # The console's pages are not the API: kept out of the contract's document.
         **openapi(
-            [r for r in table if not is_console(r.path)], title="dockyard control API", version=__version__
+            [r for r in table if not is_console(r.path) and not is_mcp(r.path)],  # nor is MCP
+            title="dockyard control API",
+            version=__version__,
         ),
         "x-agent-tools": agent_tools(),  # the tools as an agent's model sees them (the bot reads these)
     }
@@ -342,4 +347,5 @@ def build_app(settings: Settings) -> web.Application:
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(mcp.lifecycle)  # after the services it calls; stopped before them
     return app

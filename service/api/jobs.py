@@ -29,8 +29,6 @@ from service.models import (
 )
 from service.settings import Settings
 from service.store import TERMINAL_STATUSES, EventRecord, JobRecord
-from service.tools.diff import DiffQuery, to_result
-from service.tools.registry import DIFF
 
 log = get_logger(__name__)
 
@@ -92,18 +90,7 @@ async def job_logs(request: web.Request) -> web.Response:
 
 async def job_diff(request: web.Request) -> web.Response:
     """The live workspace's diff; after the job ended, the diff kept when it did."""
-    service = request.app[JOBS]
-    job = await service.get_checked(request.match_info["id"])
-    if job.status != "ready":
-        kept = await service.kept.load(job)
-        if kept is not None:
-            return answer(kept)
-    job = await service.ready_job(job.id)  # job_not_ready: it ended and kept no diff
-    assert job.base_sha is not None
-    base_sha = job.base_sha
-    cap = service.settings.output_cap_bytes
-    changes = await service.run_tool(job.id, DIFF, DiffQuery(base_sha, cap), actor(request))
-    return answer(to_result(base_sha, changes, cap))
+    return answer(await request.app[JOBS].diff(request.match_info["id"], actor(request)))
 
 
 def _event_json(e: EventRecord) -> str:

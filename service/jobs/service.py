@@ -16,13 +16,14 @@ from service.jobs.environments import Environments
 from service.jobs.execs import Execs
 from service.jobs.kept import KeptDiffs
 from service.jobs.lifecycle import Lifecycle
-from service.models import EnvState, JobCreate
+from service.models import DiffResult, EnvState, JobCreate
 from service.sandbox.backend import ExecResult, SandboxBackend
 from service.settings import Settings
 from service.store import JobRecord, Store
 from service.tenants import TenantLimiter
 from service.tools.call import Caps, ExecCall
-from service.tools.registry import Tool
+from service.tools.diff import DiffQuery, to_result
+from service.tools.registry import DIFF, Tool
 
 T = TypeVar("T")
 Req = TypeVar("Req")
@@ -169,3 +170,16 @@ class JobService:
     ) -> T:
         """One plain command in the job's box (a fresh exec), audited, its answer parsed."""
         return await self.execs.run_exec(job_id, call, actor, parse)
+
+    async def diff(self, job_id: str, actor: Actor) -> DiffResult:
+        """The live workspace's diff; after the job ended, the diff kept when it did (REST and MCP)."""
+        job = await self.get_checked(job_id)
+        if job.status != "ready":
+            kept = await self.kept.load(job)
+            if kept is not None:
+                return kept
+        job = await self.ready_job(job.id)  # job_not_ready: it ended and kept no diff
+        assert job.base_sha is not None
+        cap = self.settings.output_cap_bytes
+        changes = await self.run_tool(job.id, DIFF, DiffQuery(job.base_sha, cap), actor)
+        return to_result(job.base_sha, changes, cap)
