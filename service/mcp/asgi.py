@@ -55,8 +55,9 @@ def scope_of(request: web.Request, extra: Mapping[str, Any] | None = None) -> Sc
 class _Exchange:
     """One request/response pair between aiohttp and the ASGI app."""
 
-    def __init__(self, request: web.Request):
+    def __init__(self, request: web.Request, headers: Mapping[str, str]):
         self.request = request
+        self.headers = headers
         self.response: web.StreamResponse | None = None
         self.body_read = False
         self.complete = asyncio.Event()  # the app sent its last body chunk
@@ -88,6 +89,7 @@ class _Exchange:
             headers: CIMultiDict[str] = CIMultiDict()
             for name, value in message.get("headers", ()):
                 headers.add(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+            headers.update(self.headers)
             response = web.StreamResponse(status=int(message["status"]), headers=headers)
             self.response = response
             await response.prepare(self.request)
@@ -107,12 +109,16 @@ class _Exchange:
 
 
 async def serve(
-    app: ASGIApp, request: web.Request, extra: Mapping[str, Any] | None = None
+    app: ASGIApp,
+    request: web.Request,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Run `app` for `request` and return the response it streamed. An app that fails before
+    """Run `app` for `request` and return the response it streamed (with `headers` added: the
+    response is sent before a middleware could add any). An app that fails before
     answering raises here (the service's error middleware answers); one that fails mid-answer
     leaves a cut response, as any streaming server would."""
-    exchange = _Exchange(request)
+    exchange = _Exchange(request, headers or {})
     try:
         await app(scope_of(request, extra), exchange.receive, exchange.send)
     finally:

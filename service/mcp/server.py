@@ -100,7 +100,10 @@ class McpEndpoint:
         manager = self._manager
         if manager is None:
             raise web.HTTPServiceUnavailable(reason="the MCP endpoint is not running")
-        return await asgi.serve(manager.handle_request, request, {_REQUEST: request})
+        # the request id the error middleware gave this request (it cannot add it to a streamed answer)
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = {"X-Request-Id": request_id} if isinstance(request_id, str) else {}
+        return await asgi.serve(manager.handle_request, request, {_REQUEST: request}, headers)
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """The session manager's task group, run in a task of its own for the app's lifetime."""
