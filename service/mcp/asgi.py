@@ -19,6 +19,10 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from service.logging import get_logger
+
+log = get_logger(__name__)
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -42,7 +46,7 @@ def scope_of(request: web.Request, extra: Mapping[str, Any] | None = None) -> Sc
         "scheme": request.scheme,
         "path": request.path,
         "raw_path": raw_path.encode("latin-1"),
-        "query_string": request.query_string.encode("latin-1"),
+        "query_string": request.rel_url.raw_query_string.encode("latin-1"),
         "root_path": "",
         "headers": [(k.lower(), v) for k, v in request.raw_headers],
         "client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
@@ -121,13 +125,23 @@ async def serve(
     exchange = _Exchange(request, headers or {})
     try:
         await app(scope_of(request, extra), exchange.receive, exchange.send)
+    except ConnectionResetError:
+        if exchange.response is None:
+            raise
+        log.debug("asgi_client_left", path=request.path)  # mid-answer: nothing left to tell it
+    except Exception:
+        if exchange.response is None:
+            raise  # nothing sent yet: the error middleware answers in the contract's shape
+        log.exception("asgi_app_failed_mid_answer", path=request.path)
+        # The answer must not look complete: end the connection without the body's end.
+        if request.transport is not None:
+            request.transport.close()
+        return exchange.response
     finally:
         exchange.complete.set()
     response = exchange.response
     if response is None:
         raise RuntimeError("the ASGI app returned without answering")
-    if not response.prepared:  # pragma: no cover - prepare() runs when the response starts
-        await response.prepare(request)
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()  # a no-op when the app ended its body
     return response
