@@ -47,7 +47,8 @@ def test_the_brief_s_tools_are_all_there(listed: dict[str, Any]) -> None:
 def test_each_tool_takes_its_routes_roles(listed: dict[str, Any]) -> None:
     by_key = {(r.method, r.path): r for r in routes()}
     for bound in listed.values():
-        assert bound.route == by_key[(bound.tool.method, bound.tool.path)]
+        route = by_key[(bound.tool.method, bound.tool.path)]
+        assert (bound.route.path, bound.route.roles) == (route.path, route.roles)
     auditor = {name for name, b in listed.items() if b.route.allows("auditor")}
     bot = {name for name, b in listed.items() if b.route.allows("bot")}
     assert auditor == {"list_jobs", "get_job", "diff"}  # read-only, as on REST
