@@ -18,12 +18,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from service import __version__
 from service.mcp.server import PATH
 from service.settings import ClientSettings
+
+# The MCP SDK's own defaults for its HTTP client: a tool call's answer may be a while in coming.
+TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 
 class BridgeError(Exception):
@@ -51,7 +53,7 @@ async def _preflight(http: httpx2.AsyncClient, base: str) -> None:
 @asynccontextmanager
 async def upstream(base: str, token: str) -> AsyncIterator[Client]:
     """An MCP client session on the service's `/mcp`, authenticated with `token`."""
-    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT) as http:
         await _preflight(http, base)
         async with Client(streamable_http_client(base + PATH, http_client=http)) as client:
             yield client

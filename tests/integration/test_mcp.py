@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2
 import mcp_types as types
 import pytest
 import requests
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from service.models import ReadFileRequest
 from service.tools.registry import EXPOSED
@@ -32,8 +32,8 @@ JOB_TOOLS = {"create_job", "list_jobs", "get_job", "delete_job", "lint", "test",
 
 @asynccontextmanager
 async def mcp_client(service: Service, token: str, mode: str = "auto") -> AsyncIterator[Client]:
-    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
-        async with Client(streamable_http_client(service.url + "/mcp", http_client=http), mode=mode) as c:  # type: ignore[arg-type]
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        async with Client(streamable_http_client(service.url + "/mcp", http_client=http), mode=mode) as c:
             yield c
 
 
