@@ -12,7 +12,6 @@ the application (`lifecycle`, a cleanup context).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -131,8 +130,11 @@ class McpEndpoint:
         finally:
             self._manager = None
             stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:  # this cleanup was cancelled: stop the manager at once too
+                task.cancel()
+                raise
 
     # --- MCP handlers --------------------------------------------------------------------------
 
