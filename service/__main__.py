@@ -125,9 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     openapi = sub.add_parser("openapi", help="print the OpenAPI document (no service, no engine needed)")
     openapi.add_argument("--markdown", action="store_true", help="as the API reference (docs/API.md)")
+    mcp = sub.add_parser(
+        "mcp", help="MCP for local clients: a stdio server forwarding to a running service's /mcp"
+    )
+    mcp.add_argument(
+        "--stdio",
+        action="store_true",
+        required=True,
+        help="serve MCP on stdin/stdout; reads DOCKYARD_API_URL and DOCKYARD_API_TOKEN",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "openapi":
         return _openapi(args.markdown)
+    if args.cmd == "mcp":  # a client of a running service: none of the service's own settings
+        from service.mcp.stdio import main as mcp_main
+        from service.settings import ClientSettings
+
+        return mcp_main(ClientSettings())
     try:
         settings = Settings()
         if args.cmd == "serve":

@@ -36,6 +36,7 @@ from service.images import resolve_images
 from service.jobs import ImageState, JobService
 from service.lint.runner import LintService
 from service.logging import get_logger
+from service.mcp.server import McpEndpoint
 from service.models import (
     AuditList,
     AuditQuery,
@@ -417,6 +418,8 @@ def build_app(settings: Settings) -> web.Application:
     config = load_images_config(settings.images_config)
     images = ImageState(config, resolve_images(config, settings.images_config, settings))
     table = routes()
+    mcp = McpEndpoint(table, settings.max_body_bytes)  # MCP tools take their roles from these routes
+    table = [*table, *mcp.routes()]
     assert all(r.roles is None or r.roles <= ALL_ROLES for r in table)
     sessions = Sessions(settings.console_session_ttl_s, settings.console_max_sessions)
     token_table = TokenTable(dict(tokens))  # one table: the API and the console; swapped on reload
@@ -522,4 +525,5 @@ def build_app(settings: Settings) -> web.Application:
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(mcp.lifecycle)  # after the services it calls; stopped before them
     return app

@@ -16,7 +16,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.audit import AuditKeys
@@ -613,3 +621,18 @@ def load_images_config(path: Path) -> ImagesConfig:
                 f"{path}: images.{name}: no Dockerfile at {dockerfile}; fix images.{name}.context"
             )
     return cfg
+
+
+class ClientSettings(BaseSettings):
+    """What a local client of a running service reads (`dockyard mcp --stdio`): the same
+    variables the bot reads, not the service's own configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_file=".env", extra="ignore")
+
+    api_url: str = Field("http://127.0.0.1:8080", description="the running service (DOCKYARD_API_URL)")
+    api_token: SecretStr | None = Field(None, description="a token of the service (DOCKYARD_API_TOKEN)")
+
+    @field_validator("api_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from service import cursor
 from service.api.routing import actor, answer, body, query
 from service.app_keys import JOBS
 from service.errors import InvalidRequest, TooManyStreams
@@ -30,8 +29,6 @@ from service.models import (
 )
 from service.settings import Settings
 from service.store import TERMINAL_STATUSES, EventRecord, JobRecord
-from service.tools.diff import DiffQuery, to_result
-from service.tools.registry import DIFF
 
 log = get_logger(__name__)
 
@@ -73,27 +70,9 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     """Newest first, `limit` at a time; `next_cursor` continues where a page ended (service.cursor)."""
-    q = query(request, JobListQuery)
-    labels = dict(item.split(":", 1) for item in q.label or [])
     service = request.app[JOBS]
-    statuses = sorted(set(q.status)) if q.status else None
-    filters = {"status": statuses, "label": sorted(labels.items()), "tenant": q.tenant}
-    key = await service.store.secret(cursor.KEY_NAME)
-    before = cursor.decode(key, q.cursor, filters) if q.cursor is not None else None
-    jobs = await service.list(
-        actor(request),
-        list(statuses) if statuses else None,
-        labels or None,
-        q.tenant,
-        q.limit + 1,  # one more: is there a next page?
-        (before.created_at, before.job_id) if before is not None else None,
-    )
-    page = jobs[: q.limit]
-    next_cursor = None
-    if len(jobs) > q.limit:
-        last = page[-1]
-        next_cursor = cursor.encode(key, cursor.Position(last.created_at, last.id), filters)
-    return answer(JobList(jobs=[job_out(j, service.env_state(j.id)) for j in page], next_cursor=next_cursor))
+    jobs, next_cursor = await service.page(actor(request), query(request, JobListQuery))
+    return answer(JobList(jobs=[job_out(j, service.env_state(j.id)) for j in jobs], next_cursor=next_cursor))
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -108,18 +87,7 @@ async def job_logs(request: web.Request) -> web.Response:
 
 async def job_diff(request: web.Request) -> web.Response:
     """The live workspace's diff; after the job ended, the diff kept when it did."""
-    service = request.app[JOBS]
-    job = await service.get_checked(request.match_info["id"])
-    if job.status != "ready":
-        kept = await service.kept.load(job)
-        if kept is not None:
-            return answer(kept)
-    job = await service.ready_job(job.id)  # job_not_ready: it ended and kept no diff
-    assert job.base_sha is not None
-    base_sha = job.base_sha
-    cap = service.settings.output_cap_bytes
-    changes = await service.run_tool(job.id, DIFF, DiffQuery(base_sha, cap), actor(request))
-    return answer(to_result(base_sha, changes, cap))
+    return answer(await request.app[JOBS].diff(request.match_info["id"], actor(request)))
 
 
 def _event_json(e: EventRecord) -> str:

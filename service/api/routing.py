@@ -148,6 +148,15 @@ def _invalid(e: ValidationError, what: str) -> InvalidRequest:
     return InvalidRequest(f"{what}: {_summary(e)}", details)
 
 
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """Decoded JSON arguments as `model`, checked as a request body is (strict, the contract's
+    400 codes): for arguments that did not come through `body()`, e.g. an MCP tool call's."""
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as e:
+        raise _invalid(e, "invalid arguments") from e
+
+
 def query(request: web.Request, model: type[M]) -> M:
     """Query parameters as `model`; a list-typed field takes every repetition of its key."""
     raw: dict[str, Any] = {}

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service import cursor
 from service.audit import Actor
 from service.channel import Channels
 from service.events import EventHub
@@ -18,13 +19,14 @@ from service.jobs.environments import Environments
 from service.jobs.execs import Execs
 from service.jobs.kept import KeptDiffs
 from service.jobs.lifecycle import Lifecycle
-from service.models import EnvState, JobCreate
+from service.models import DiffResult, EnvState, JobCreate, JobListQuery
 from service.sandbox.backend import ExecResult, SandboxBackend
 from service.settings import Settings
 from service.store import JobRecord, Store
 from service.tenants import TenantLimiter
 from service.tools.call import Caps, ExecCall
-from service.tools.registry import Composite, Tool
+from service.tools.diff import DiffQuery, to_result
+from service.tools.registry import DIFF, Composite, Tool
 
 T = TypeVar("T")
 Req = TypeVar("Req")
@@ -121,6 +123,28 @@ class JobService:
     async def authorize(self, job_id: str, actor: Actor) -> None:
         await self.lifecycle.authorize(job_id, actor)
 
+    async def page(self, actor: Actor, q: JobListQuery) -> tuple[list[JobRecord], str | None]:
+        """One page of `GET /v1/jobs` (REST and MCP alike): newest first, `q.limit` at a time, and
+        the cursor that continues after it (None on the last page; service.cursor)."""
+        labels = dict(item.split(":", 1) for item in q.label or [])
+        statuses = sorted(set(q.status)) if q.status else None
+        filters = {"status": statuses, "label": sorted(labels.items()), "tenant": q.tenant}
+        key = await self.store.secret(cursor.KEY_NAME)
+        before = cursor.decode(key, q.cursor, filters) if q.cursor is not None else None
+        jobs = await self.list(
+            actor,
+            list(statuses) if statuses else None,
+            labels or None,
+            q.tenant,
+            q.limit + 1,  # one more: is there a next page?
+            (before.created_at, before.job_id) if before is not None else None,
+        )
+        page = jobs[: q.limit]
+        if len(jobs) <= q.limit:
+            return page, None
+        last = page[-1]
+        return page, cursor.encode(key, cursor.Position(last.created_at, last.id), filters)
+
     async def list(
         self,
         actor: Actor,
@@ -198,3 +222,16 @@ class JobService:
     ) -> T:
         """One plain command in the job's box (a fresh exec), audited, its answer parsed."""
         return await self.execs.run_exec(job_id, call, actor, parse)
+
+    async def diff(self, job_id: str, actor: Actor) -> DiffResult:
+        """The live workspace's diff; after the job ended, the diff kept when it did (REST and MCP)."""
+        job = await self.get_checked(job_id)
+        if job.status != "ready":
+            kept = await self.kept.load(job)
+            if kept is not None:
+                return kept
+        job = await self.ready_job(job.id)  # job_not_ready: it ended and kept no diff
+        assert job.base_sha is not None
+        cap = self.settings.output_cap_bytes
+        changes = await self.run_tool(job.id, DIFF, DiffQuery(job.base_sha, cap), actor)
+        return to_result(job.base_sha, changes, cap)
