@@ -73,10 +73,12 @@ def test_create_job_says_what_its_dropped_one_of_checked(listed: dict[str, Any])
     assert "exactly one of `repo`" in create.description
 
 
-def test_list_jobs_passes_on_every_query_field() -> None:
-    # service/mcp/tools.py `_list_jobs` mirrors service/api/jobs.py `list_jobs`: a new query field
-    # (a cursor, say) must be passed on there too, then listed here.
-    assert set(JobListQuery.model_fields) == {"status", "label", "tenant", "limit"}
+def test_list_jobs_takes_every_query_field_rest_takes(listed: dict[str, Any]) -> None:
+    # Both call JobService.page with the JobListQuery: the MCP tool must offer each of its fields
+    # (the cursor included), so an agent can page as a REST client does.
+    props = set(listed["list_jobs"].listed.input_schema["properties"])
+    assert set(JobListQuery.model_fields) <= props
+    assert "cursor" in props
 
 
 def test_tool_names_are_unique_and_mcp_legal() -> None:
