@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dockyard_client.errors import APIError, DockyardError
+from dockyard_client.models import ChecksResult, LintResult, TestResult
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.client import ApiError, DockyardClient, DockyardClientError
-from bot.models import ChecksResult, LintResult, TestResult
+from bot.client import DockyardPort
 
 GateName = Literal["change", "lint", "tests", "review", "ci"]
 GateStatus = Literal["passed", "failed", "skipped", "error", "timeout"]
@@ -103,7 +104,7 @@ def lint_verdict(result: LintResult) -> GateResult:
     return GateResult("lint", "failed", summary, feedback, data)
 
 
-async def lint_gate(client: DockyardClient, job_id: str) -> GateResult:
+async def lint_gate(client: DockyardPort, job_id: str) -> GateResult:
     return lint_verdict(await client.lint(job_id))
 
 
@@ -184,10 +185,10 @@ def tests_verdict(result: TestResult) -> GateResult:
     return GateResult("tests", "failed", summary, feedback, data)
 
 
-async def tests_gate(client: DockyardClient, job_id: str) -> GateResult:
+async def tests_gate(client: DockyardPort, job_id: str) -> GateResult:
     try:
         result = await client.test(job_id)
-    except ApiError as e:  # e.g. the service predates test runs, or refuses: no verdict, CI still runs
+    except APIError as e:  # e.g. the service predates test runs, or refuses: no verdict, CI still runs
         return GateResult("tests", "error", f"tests could not run: {e.message}", data={"code": e.code})
     return tests_verdict(result)
 
@@ -271,7 +272,7 @@ CI_POLL_S = 30.0
 
 
 async def ci_gate(
-    client: DockyardClient,
+    client: DockyardPort,
     job_id: str,
     sha: str,
     timeout_s: float,
@@ -284,9 +285,9 @@ async def ci_gate(
         left = timeout_s - (time.monotonic() - start)
         try:
             result = await client.checks(job_id, sha=sha, wait_s=max(0.0, min(CI_POLL_S, left)))
-        except ApiError as e:
+        except APIError as e:
             return GateResult("ci", "error", f"checks could not be read: {e.message}", data={"code": e.code})
-        except DockyardClientError as e:  # the service did not answer (after the client's retries)
+        except DockyardError as e:  # the service did not answer (after the client's retries)
             return GateResult("ci", "error", f"checks could not be read: {e}", data={"code": "transport"})
         if result.status != "pending" or time.monotonic() - start >= timeout_s:
             break
