@@ -58,6 +58,7 @@ MAX_DIAGNOSTICS = 40
 def lint_verdict(result: LintResult) -> GateResult:
     """Only new problems in the changed files count (the service marks them `new`)."""
     new = result.new_diagnostics
+    count = sum(run.new_count for run in result.linters)  # the service's own count of new problems
     old = sum(1 for run in result.linters for d in run.diagnostics if not d.new)
     names = ", ".join(run.name for run in result.linters) or "no linter"
     data: dict[str, Any] = {
@@ -89,12 +90,12 @@ def lint_verdict(result: LintResult) -> GateResult:
     lines = [
         f"{d.path}:{d.line}:{d.column}: {d.code} {d.message} [{name}]" for name, d in new[:MAX_DIAGNOSTICS]
     ]
-    if len(new) > MAX_DIAGNOSTICS:
-        lines.append(f"... and {len(new) - MAX_DIAGNOSTICS} more")
+    if count > len(lines):
+        lines.append(f"... and {count - len(lines)} more")
     summary = (
-        f"{len(new)} new problem(s): "
+        f"{count} new problem(s): "
         + "; ".join(f"{d.path}:{d.line} {d.code}" for _, d in new[:5])
-        + ("; ..." if len(new) > 5 else "")
+        + ("; ..." if count > 5 else "")
     )
     feedback = (
         "The repository's linters report new problems in the files you changed. Fix every one of them "

@@ -234,3 +234,12 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_CODE_FIX_MODEL")
     assert BotSettings(_env_file=None).model == "claude-sonnet-5-5"
     assert d.max_tokens > 0
+
+
+def test_lint_counts_new_problems_as_the_service_does() -> None:
+    """`LinterRun.new_count` (the service's count, read through the SDK's model) is the number said."""
+    shown = {"path": "a.py", "line": 1, "column": 1, "code": "F401", "message": "m", "severity": "error"}
+    result = lint_result("failed", [linter_run([shown | {"new": True}], new_count=3)])
+    verdict = lint_verdict(result)
+    assert verdict.status == "failed" and verdict.summary.startswith("3 new problem(s): a.py:1 F401")
+    assert verdict.feedback.endswith("a.py:1:1: F401 m [ruff]\n... and 2 more")
