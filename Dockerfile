@@ -27,12 +27,16 @@ RUN set -eux; \
     python3 -m venv /opt/dockyard
 # The wildcard makes the CA optional: no file, nothing copied.
 COPY pyproject.toml dockyard-extra-ca.cr[t] /src/
-# Dependencies first (a layer that changes only with pyproject.toml), then the package itself.
+# The client SDK (its own distribution, dockyard-client): the bot extra depends on it, so it is
+# installed from here with the dependencies whenever an extra asks for it.
+COPY sdk /src/sdk
+# Dependencies first (a layer that changes only with pyproject.toml and sdk/), then the package itself.
 RUN set -eux; \
     if [ -s /src/dockyard-extra-ca.crt ]; then export PIP_CERT=/src/dockyard-extra-ca.crt; fi; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore; \
     /opt/dockyard/bin/python -c 'import os, tomllib; p = tomllib.load(open("/src/pyproject.toml", "rb"))["project"]; extras = [e for e in os.environ["DOCKYARD_EXTRAS"].split(",") if e]; print("\n".join(p["dependencies"] + [d for e in extras for d in p["optional-dependencies"][e]]))' > /src/requirements.txt; \
-    /opt/dockyard/bin/pip install "$(/opt/dockyard/bin/python -c 'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["build-system"]["requires"][0])')" -r /src/requirements.txt
+    sdk=""; if grep -q '^dockyard-client' /src/requirements.txt; then sdk=/src/sdk; fi; \
+    /opt/dockyard/bin/pip install "$(/opt/dockyard/bin/python -c 'import tomllib; print(tomllib.load(open("/src/pyproject.toml", "rb"))["build-system"]["requires"][0])')" -r /src/requirements.txt $sdk
 # The wheel carries sandbox-images (as service/sandbox_images). bot/ is in it too; it runs only
 # where its extra's dependencies were installed (DOCKYARD_EXTRAS=bot).
 COPY README.md LICENSE /src/

@@ -1,8 +1,6 @@
-"""dockyard-bot: turns a bug report into a draft PR through the dockyard control API.
+"""dockyard-bot: turns a bug report into a draft PR (or a patch file) through the dockyard control API.
 
-`bot.client.DockyardClient` is the typed async API client other bots can reuse.
+It talks to the service through the client SDK (`dockyard_client`, the `dockyard-client`
+distribution), which other bots should use too; `bot.client.DockyardPort` is only the narrow,
+job-id-based port the fixer and the agent call.
 """
-
-from bot.client import ApiError, DockyardClient, DockyardClientError, TransportError
-
-__all__ = ["ApiError", "DockyardClient", "DockyardClientError", "TransportError"]

@@ -1,7 +1,8 @@
 """The `dockyard-bot` console script: the bot needs its extra (`pip install 'dockyard[bot]'`).
 
-The service's distribution ships `bot/` too, but the model SDK is the `bot` extra's, not a service
-dependency: without it, one line saying what to install instead of an ImportError mid-run.
+The service's distribution ships `bot/` too, but the model SDK and the client SDK (`dockyard-client`)
+are the `bot` extra's, not service dependencies: without them, one line saying what to install
+instead of an ImportError mid-run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-BOT_EXTRA_MODULES = ("anthropic",)
+BOT_EXTRA_MODULES = ("anthropic", "dockyard_client")  # the model SDK and the client SDK
 
 
 def main(argv: list[str] | None = None) -> int:

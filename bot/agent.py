@@ -39,15 +39,10 @@ from anthropic.types import (
     ToolTextEditor20250728Param,
     ToolUnionParam,
 )
+from dockyard_client.errors import APIError, DockyardError, FileNotFound, JobNotFound
+from dockyard_client.models import AgentTool
 
-from bot.client import (
-    ApiError,
-    DockyardClient,
-    DockyardClientError,
-    FileNotFound,
-    JobNotFound,
-)
-from bot.models import AgentTool
+from bot.client import DockyardPort
 from bot.usage import Ledger
 
 READ_LINES_DEFAULT = 800  # lines per read_file call unless the model asks for a range
@@ -140,12 +135,12 @@ class ToolEvent:
 class ToolBox:
     """The sandbox's tools for one job, as the model sees them.
 
-    `service_tools` is what the service offers (`DockyardClient.agent_tools()`); the model is offered
+    `service_tools` is what the service offers (`DockyardPort.agent_tools()`); the model is offered
     those the bot has a handler for. One without a handler is left out and named in `unmapped`
     (a newer service must not break an older bot), or refused at construction when `strict` (the
     tests: a drift between the service's registry and the bot fails there)."""
 
-    client: DockyardClient
+    client: DockyardPort
     job_id: str
     max_files: int
     service_tools: Sequence[AgentTool]
@@ -205,9 +200,9 @@ class ToolBox:
                 text, ok = f"invalid input for {name}: {e}", False
             except ToolRefused as e:
                 text, ok = str(e), False
-            except ApiError as e:
+            except APIError as e:
                 text, ok = _describe_api_error(e), False
-            except DockyardClientError as e:
+            except DockyardError as e:
                 text, ok = f"the sandbox did not answer: {e}", False
         if len(text) > TOOL_RESULT_CAP:
             text = text[:TOOL_RESULT_CAP] + f"\n[... cut at {TOOL_RESULT_CAP} characters]"
@@ -267,7 +262,7 @@ class ToolBox:
             return False
         try:
             await self.client.list_directory(self.job_id, path, depth=1)
-        except ApiError:
+        except APIError:
             return False  # a file, or nothing: the view itself says which
         self.dirs.add(path)
         return True
@@ -322,7 +317,7 @@ class ToolBox:
             self.base[path] = UNKNOWN if r.truncated else r.content
         except FileNotFound:
             self.base[path] = None
-        except ApiError:
+        except APIError:
             self.base[path] = UNKNOWN
 
     def _exists(self, path: str) -> bool:
@@ -418,7 +413,7 @@ def _int(args: dict[str, Any], key: str, default: int | None) -> int | None:
         raise ToolInputError(f"`{key}` must be an integer") from None
 
 
-def _describe_api_error(e: ApiError) -> str:
+def _describe_api_error(e: APIError) -> str:
     text = f"error {e.code}: {e.message}"
     if e.details:
         text += "\ndetails: " + json.dumps(e.details, ensure_ascii=False)[:4000]

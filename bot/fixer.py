@@ -17,13 +17,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
 from anthropic import AsyncAnthropic
+from dockyard_client.errors import APIError, DockyardError, FileNotFound
+from dockyard_client.models import AgentTool, DiffResult, Job
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from bot.agent import UNKNOWN, Agent, FatalToolError, ToolBox, ToolEvent
-from bot.client import ApiError, DockyardClient, DockyardClientError, FileNotFound
+from bot.client import DockyardPort
 from bot.explore import Candidates, identifiers, paths_in
 from bot.gates import GateResult, ci_gate, lint_gate, review_verdict, tests_gate
-from bot.models import AgentTool, DiffResult, Job
 from bot.progress import FinalInfo, Progress, ProgressEvent, Sink
 from bot.prompts import FIX_SYSTEM, REVIEW_SYSTEM, review_prompt
 from bot.report import (
@@ -185,9 +186,9 @@ def make_llm(settings: BotSettings) -> AsyncAnthropic:
     )
 
 
-def make_client(settings: BotSettings) -> DockyardClient:
+def make_client(settings: BotSettings) -> DockyardPort:
     token = settings.api_token.get_secret_value() if settings.api_token else ""
-    return DockyardClient(settings.api_url, token, timeout_s=settings.api_timeout_s)
+    return DockyardPort.connect(settings.api_url, token, timeout_s=settings.api_timeout_s)
 
 
 class Fixer:
@@ -195,7 +196,7 @@ class Fixer:
         self,
         req: FixRequest,
         settings: BotSettings,
-        client: DockyardClient,
+        client: DockyardPort,
         llm: AsyncAnthropic,
         progress: Progress,
         ledger: Ledger,
@@ -222,9 +223,9 @@ class Fixer:
         outcome = FixOutcome(ok=False, passed_all=False, branch=self.branch, rounds=self.rounds)
         try:
             await self._work(outcome)
-        except ApiError as e:
+        except APIError as e:
             outcome.error = f"the dockyard service refused: {e.status} {e.code}: {e.message}"
-        except (FixFailed, FatalToolError, DockyardClientError) as e:
+        except (FixFailed, FatalToolError, DockyardError) as e:
             outcome.error = str(e)
         except anthropic.APIError as e:  # after the SDK's own retries
             outcome.error = f"the model API failed: {type(e).__name__}: {e}"
@@ -373,14 +374,14 @@ class Fixer:
             entries = [e.path + ("/" if e.type == "dir" else "") for e in listing.entries[:OVERVIEW_ENTRIES]]
             more = " (more not shown)" if listing.truncated or len(listing.entries) > OVERVIEW_ENTRIES else ""
             parts.append("## Repository layout (two levels)" + more + "\n\n" + "\n".join(entries))
-        except DockyardClientError as e:
+        except DockyardError as e:
             parts.append(f"(the layout could not be listed: {e})")
         cands = Candidates()
         for path in paths_in(text):
             for candidate in dict.fromkeys((path, path.lstrip("/"))):
                 try:
                     await self.client.read_file(job.id, candidate, end_line=1)
-                except DockyardClientError:
+                except DockyardError:
                     continue
                 cands.mentioned.append(candidate)
                 break
@@ -388,7 +389,7 @@ class Fixer:
         for name in names:
             try:
                 found = await self.client.search(job.id, name, fixed_string=True, max_results=30)
-            except DockyardClientError:
+            except DockyardError:
                 continue
             for m in found.matches:
                 cands.add_hit(name, m.path, m.line, m.text)
@@ -526,7 +527,7 @@ class Fixer:
                 return None
             try:
                 r = await self.client.read_file(self.job.id, f.path)
-            except DockyardClientError:
+            except DockyardError:
                 return None
             if r.truncated:
                 return None
@@ -657,7 +658,7 @@ class Fixer:
                 base_branch=base,
                 pull_request=pull_request,
             )
-        except ApiError as e:
+        except APIError as e:
             if base is None or self.req.base is not None or e.status not in (400, 502):
                 raise
             # --ref was not a branch after all (a tag): open the PR against the default branch
@@ -757,7 +758,7 @@ async def run_fix(
     req: FixRequest,
     settings: BotSettings,
     *,
-    client: DockyardClient | None = None,
+    client: DockyardPort | None = None,
     llm: AsyncAnthropic | None = None,
     sinks: list[Sink] | None = None,
     patch_out: PatchOut | None = None,

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dockyard_client.errors import APIError, DockyardError
+from dockyard_client.models import ChecksResult, LintResult, TestResult
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.client import ApiError, DockyardClient, DockyardClientError
-from bot.models import ChecksResult, LintResult, TestResult
+from bot.client import DockyardPort
 
 GateName = Literal["change", "lint", "tests", "review", "ci"]
 GateStatus = Literal["passed", "failed", "skipped", "error", "timeout"]
@@ -57,6 +58,7 @@ MAX_DIAGNOSTICS = 40
 def lint_verdict(result: LintResult) -> GateResult:
     """Only new problems in the changed files count (the service marks them `new`)."""
     new = result.new_diagnostics
+    count = sum(run.new_count for run in result.linters)  # the service's own count of new problems
     old = sum(1 for run in result.linters for d in run.diagnostics if not d.new)
     names = ", ".join(run.name for run in result.linters) or "no linter"
     data: dict[str, Any] = {
@@ -88,12 +90,12 @@ def lint_verdict(result: LintResult) -> GateResult:
     lines = [
         f"{d.path}:{d.line}:{d.column}: {d.code} {d.message} [{name}]" for name, d in new[:MAX_DIAGNOSTICS]
     ]
-    if len(new) > MAX_DIAGNOSTICS:
-        lines.append(f"... and {len(new) - MAX_DIAGNOSTICS} more")
+    if count > len(lines):
+        lines.append(f"... and {count - len(lines)} more")
     summary = (
-        f"{len(new)} new problem(s): "
+        f"{count} new problem(s): "
         + "; ".join(f"{d.path}:{d.line} {d.code}" for _, d in new[:5])
-        + ("; ..." if len(new) > 5 else "")
+        + ("; ..." if count > 5 else "")
     )
     feedback = (
         "The repository's linters report new problems in the files you changed. Fix every one of them "
@@ -103,7 +105,7 @@ def lint_verdict(result: LintResult) -> GateResult:
     return GateResult("lint", "failed", summary, feedback, data)
 
 
-async def lint_gate(client: DockyardClient, job_id: str) -> GateResult:
+async def lint_gate(client: DockyardPort, job_id: str) -> GateResult:
     return lint_verdict(await client.lint(job_id))
 
 
@@ -184,10 +186,10 @@ def tests_verdict(result: TestResult) -> GateResult:
     return GateResult("tests", "failed", summary, feedback, data)
 
 
-async def tests_gate(client: DockyardClient, job_id: str) -> GateResult:
+async def tests_gate(client: DockyardPort, job_id: str) -> GateResult:
     try:
         result = await client.test(job_id)
-    except ApiError as e:  # e.g. the service predates test runs, or refuses: no verdict, CI still runs
+    except APIError as e:  # e.g. the service predates test runs, or refuses: no verdict, CI still runs
         return GateResult("tests", "error", f"tests could not run: {e.message}", data={"code": e.code})
     return tests_verdict(result)
 
@@ -271,7 +273,7 @@ CI_POLL_S = 30.0
 
 
 async def ci_gate(
-    client: DockyardClient,
+    client: DockyardPort,
     job_id: str,
     sha: str,
     timeout_s: float,
@@ -284,9 +286,9 @@ async def ci_gate(
         left = timeout_s - (time.monotonic() - start)
         try:
             result = await client.checks(job_id, sha=sha, wait_s=max(0.0, min(CI_POLL_S, left)))
-        except ApiError as e:
+        except APIError as e:
             return GateResult("ci", "error", f"checks could not be read: {e.message}", data={"code": e.code})
-        except DockyardClientError as e:  # the service did not answer (after the client's retries)
+        except DockyardError as e:  # the service did not answer (after the client's retries)
             return GateResult("ci", "error", f"checks could not be read: {e}", data={"code": "transport"})
         if result.status != "pending" or time.monotonic() - start >= timeout_s:
             break

@@ -321,6 +321,7 @@ def cli_env(svc: Service, ai: FakeAnthropic, **extra: str) -> dict[str, str]:
         DOCKYARD_API_TOKEN=svc.tokens["bot"],
         CODE_FIX_CI_TIMEOUT="30",
         PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "sdk")]),  # the client SDK, sdk/
         **ai.env(),
         **extra,
     )

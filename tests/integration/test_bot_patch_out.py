@@ -66,6 +66,7 @@ def env_for(svc: Service, ai: FakeAnthropic, **extra: str) -> dict[str, str]:
         DOCKYARD_API_TOKEN=svc.tokens["bot"],
         PYTHONUNBUFFERED="1",
         CODE_FIX_API_RETRIES="2",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "sdk")]),  # the client SDK, sdk/
         **ai.env(),
     )
     env.update(extra)

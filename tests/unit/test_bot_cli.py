@@ -19,10 +19,13 @@ from bot.fixer import FixRequest, PatchOut, run_fix
 from bot.settings import BotSettings
 from tests.conftest import REPO_ROOT
 
+# `python -m bot` imports the client SDK: the checkout's sdk/, installed or not
+PYTHONPATH = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "sdk")])
+
 
 def bot(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKYARD_", "ANTHROPIC_", "CODE_FIX_"))}
-    base.update(DOCKYARD_API_TOKEN="t", ANTHROPIC_API_KEY="k", PYTHONUNBUFFERED="1")
+    base.update(DOCKYARD_API_TOKEN="t", ANTHROPIC_API_KEY="k", PYTHONUNBUFFERED="1", PYTHONPATH=PYTHONPATH)
     base.update(env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *argv],
@@ -121,7 +124,7 @@ def test_usage_mistakes_exit_2_without_traceback(argv: tuple[str, ...], needle: 
     r = subprocess.run(
         [sys.executable, "-m", "bot", *fix, *argv],
         cwd=tmp_path,  # relative patch paths land here
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "DOCKYARD_API_TOKEN": "t", "ANTHROPIC_API_KEY": "k"},
+        env={**os.environ, "PYTHONPATH": PYTHONPATH, "DOCKYARD_API_TOKEN": "t", "ANTHROPIC_API_KEY": "k"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -137,6 +140,7 @@ def test_missing_or_bad_configuration_is_one_line() -> None:
         bot(*FIX, "--repo", "octo/x", CODE_FIX_MAX_ROUNDS="zero"), 2, "configuration: CODE_FIX_MAX_ROUNDS"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKYARD_", "ANTHROPIC_"))}
+    env["PYTHONPATH"] = PYTHONPATH
     r = subprocess.run(
         [sys.executable, "-m", "bot", *FIX, "--repo", "octo/x"],
         cwd=REPO_ROOT,

@@ -1,34 +1,37 @@
-"""The bot's typed API client: contract errors become typed exceptions, only safe calls are retried,
-a busy service (429) is waited for, and its models stay in step with the service's wire models."""
+"""The bot's port onto the service (bot/client.py over the client SDK) behaves as the bot expects: only
+safe calls are repeated, a busy service (429) is waited for under one Idempotency-Key, contract errors
+arrive as the SDK's typed exceptions with their details, and every answer the bot reads is the SDK's
+model of it (no copies of the wire models in bot/). The SDK's own error tree and models are tested in
+tests/unit/test_sdk.py and, against the live /openapi.json, tests/integration/test_sdk_drift.py."""
 
 from __future__ import annotations
 
-import json
+import importlib
+import inspect
+import pkgutil
+import re
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from dockyard_client import RetryPolicy
+from dockyard_client import models as sdk_models
+from dockyard_client.errors import (
+    ConnectionError,
+    FileExists,
+    GitHubError,
+    ResponseValidationError,
+    ServiceUnavailable,
+    TooManyJobs,
+)
 from pydantic import BaseModel
 
-from bot import models as bot_models
+import bot
 from bot.agent import ToolBox
-from bot.client import (
-    BadRequest,
-    CommitConflict,
-    DockyardClient,
-    DockyardClientError,
-    EditMismatch,
-    FileNotFound,
-    GitHostError,
-    JobNotFound,
-    ServerError,
-    TooManyJobs,
-    TransportError,
-    Unavailable,
-    error_from_response,
-)
-from service import models as service_models
+from bot.client import DockyardPort
 from service.tools.registry import agent_tools as service_agent_tools
 
 
@@ -51,6 +54,7 @@ class Server:
         self.hits: dict[str, int] = {}
         self.raw: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self.bodies: list[Any] = []
+        self.keys: list[str | None] = []  # the Idempotency-Key of each request
         self.url = ""
 
     def on(self, key: str, *answers: Callable[[web.Request], web.Response]) -> None:
@@ -61,6 +65,7 @@ class Server:
         if key in self.raw:
             return await self.raw[key](request)
         self.hits[key] = self.hits.get(key, 0) + 1
+        self.keys.append(request.headers.get("Idempotency-Key"))
         if request.can_read_body:
             self.bodies.append(await request.json())
         assert request.headers["Authorization"] == "Bearer tok-123"
@@ -85,8 +90,11 @@ async def server() -> AsyncIterator[Server]:
     await runner.cleanup()
 
 
-def client(srv: Server) -> DockyardClient:
-    return DockyardClient(srv.url, "tok-123", retries=2, retry_base_s=0.01, max_wait_s=1)
+def client(srv: Server) -> DockyardPort:
+    """The port as the bot makes it, with quick retries: 2 repeats, 429 waits up to 1 s in all."""
+    return DockyardPort.connect(
+        srv.url, "tok-123", retry=RetryPolicy(max_retries=2, base_delay_s=0.01, busy_wait_s=1)
+    )
 
 
 JOB: dict[str, Any] = {
@@ -120,30 +128,10 @@ def ok(data: Any, status: int = 200) -> Callable[[web.Request], web.Response]:
     return lambda r: web.json_response(data, status=status)
 
 
-@pytest.mark.parametrize(
-    ("status", "code", "cls"),
-    [
-        (404, "job_not_found", JobNotFound),
-        (404, "file_not_found", FileNotFound),
-        (409, "edit_mismatch", EditMismatch),
-        (409, "commit_conflict", CommitConflict),
-        (400, "path_outside_workspace", BadRequest),
-        (502, "github_error", GitHostError),
-        (503, "docker_unavailable", Unavailable),
-        (500, "internal_error", ServerError),
-    ],
-)
-def test_errors_are_typed_by_code_then_status(status: int, code: str, cls: type) -> None:
-    body = json.dumps({"error": {"code": code, "message": "why", "details": {"lines": [3]}}}).encode()
-    e = error_from_response(status, body, {})
-    assert type(e) is cls and e.code == code and e.message == "why" and e.details == {"lines": [3]}
-
-
-def test_a_non_contract_error_body_still_gives_an_error() -> None:
-    e = error_from_response(502, b"<html>Bad gateway</html>", {})
-    assert isinstance(e, GitHostError) and e.code == "http_502" and "Bad gateway" in e.message
-    busy = error_from_response(429, b"{}", {"Retry-After": "7"})
-    assert isinstance(busy, TooManyJobs) and busy.retry_after_s == 7.0
+@pytest.fixture
+def job_1(server: Server) -> None:
+    """The job the calls below are about (the port fetches its handle once)."""
+    server.on("GET /v1/jobs/job_1", ok(JOB))
 
 
 async def test_create_job_waits_while_the_service_is_busy(server: Server) -> None:
@@ -156,6 +144,8 @@ async def test_create_job_waits_while_the_service_is_busy(server: Server) -> Non
         job = await c.create_job(repo="octo/a", ref="main", labels={"bot-run": "x"}, ttl_s=600)
     assert job.id == "job_1" and job.status == "ready" and server.hits["POST /v1/jobs"] == 2
     assert server.bodies[-1] == {"repo": "octo/a", "ref": "main", "ttl_s": 600, "labels": {"bot-run": "x"}}
+    first, again = server.keys
+    assert first and first == again, "the wait repeats the creation under one Idempotency-Key: one job"
 
 
 async def test_busy_for_too_long_raises(server: Server) -> None:
@@ -166,7 +156,7 @@ async def test_busy_for_too_long_raises(server: Server) -> None:
     assert server.hits["POST /v1/jobs"] == 2  # waited 0.6 s once; a second wait would pass max_wait_s
 
 
-async def test_reads_retry_on_503_but_edits_never_repeat(server: Server) -> None:
+async def test_reads_retry_on_503_but_edits_never_repeat(server: Server, job_1: None) -> None:
     server.on(
         "POST /v1/jobs/job_1/tools/read_file",
         lambda r: err(503, "docker_unavailable"),
@@ -182,16 +172,22 @@ async def test_reads_retry_on_503_but_edits_never_repeat(server: Server) -> None
             }
         ),
     )
-    server.on("POST /v1/jobs/job_1/tools/replace_in_file", lambda r: err(503, "docker_unavailable"))
+    editor = "POST /v1/jobs/job_1/tools/str_replace_based_edit_tool"
+    viewed = {"content": "1\tx", "is_error": False}
+    server.on(editor, lambda r: err(503, "docker_unavailable"), ok(viewed))
     async with client(server) as c:
         read = await c.read_file("job_1", "a.py", numbered=True)
         assert read.content == "     1\tx\n" and server.hits["POST /v1/jobs/job_1/tools/read_file"] == 2
-        with pytest.raises(Unavailable):
-            await c.replace_in_file("job_1", "a.py", old="x", new="y")
-    assert server.hits["POST /v1/jobs/job_1/tools/replace_in_file"] == 1
+        assert (await c.edit_tool("job_1", {"command": "view", "path": "a.py"})).content == "1\tx"
+        assert server.hits[editor] == 2, "a view is a read: repeated"
+        server.on(editor, lambda r: err(503, "docker_unavailable"))
+        change = {"command": "str_replace", "path": "a.py", "old_str": "x", "new_str": "y"}
+        with pytest.raises(ServiceUnavailable):
+            await c.edit_tool("job_1", change)
+    assert server.hits[editor] == 3, "an edit is never repeated (a replay could apply it twice)"
 
 
-async def test_githubs_own_refusal_is_not_repeated_but_its_outage_is(server: Server) -> None:
+async def test_githubs_own_refusal_is_not_repeated_but_its_outage_is(server: Server, job_1: None) -> None:
     no_ci = {"status": "no_ci", "sha": "a" * 40, "checks": [], "details": {}}
     server.on(
         "GET /v1/jobs/job_1/checks",
@@ -204,30 +200,36 @@ async def test_githubs_own_refusal_is_not_repeated_but_its_outage_is(server: Ser
     )
     async with client(server) as c:
         assert (await c.checks("job_1")).status == "no_ci"
-        with pytest.raises(GitHostError, match="422"):
+        with pytest.raises(GitHubError, match="422"):
             await c.commit("job_1", branch="fix", message="m", base_branch="nope")
     assert server.hits["GET /v1/jobs/job_1/checks"] == 2
     assert server.hits["POST /v1/jobs/job_1/commit"] == 1
+    assert server.keys[-1], "a commit is sent with an Idempotency-Key"
 
 
-async def test_edit_mismatch_carries_its_details(server: Server) -> None:
-    details = {"occurrences": 0, "closest_lines": [4, 9]}
+async def test_a_refusal_carries_its_details_to_the_model(server: Server, job_1: None) -> None:
+    details = {"path": "b.py"}
     server.on(
-        "POST /v1/jobs/job_1/tools/replace_in_file", lambda r: err(409, "edit_mismatch", "not found", details)
+        "POST /v1/jobs/job_1/tools/move_file", lambda r: err(409, "file_exists", "b.py exists", details)
     )
     async with client(server) as c:
-        with pytest.raises(EditMismatch) as info:
-            await c.replace_in_file("job_1", "a.py", old="x", new="y")
+        with pytest.raises(FileExists) as info:
+            await c.move_file("job_1", "a.py", "b.py")
     assert info.value.details == details and info.value.status == 409
+    box = toolbox(server)
+    async with box.client:
+        text, is_error = await box.run("move_file", {"from": "a.py", "to": "b.py"})
+    assert is_error and text == 'error file_exists: b.py exists\ndetails: {"path": "b.py"}'
 
 
-async def test_unreachable_service_is_a_transport_error() -> None:
-    async with DockyardClient("http://127.0.0.1:9", "tok-123", retries=1, retry_base_s=0.01) as c:
-        with pytest.raises(TransportError, match="cannot reach dockyard"):
-            await c.get_job("job_1")
+async def test_unreachable_service_is_a_connection_error() -> None:
+    retry = RetryPolicy(max_retries=1, base_delay_s=0.01)
+    async with DockyardPort.connect("http://127.0.0.1:9", "tok-123", retry=retry) as c:
+        with pytest.raises(ConnectionError, match="cannot reach dockyard"):
+            await c.read_file("job_1", "a.py")
 
 
-async def test_checks_and_list_send_query_parameters(server: Server) -> None:
+async def test_checks_and_list_send_query_parameters(server: Server, job_1: None) -> None:
     seen: list[dict[str, Any]] = []
 
     def checks(r: web.Request) -> web.Response:
@@ -235,16 +237,16 @@ async def test_checks_and_list_send_query_parameters(server: Server) -> None:
         return web.json_response({"status": "no_ci", "sha": "a" * 40, "checks": [], "details": {}})
 
     def jobs(r: web.Request) -> web.Response:
-        seen.append({"label": r.query.getall("label"), "status": r.query.getall("status")})
+        seen.append({"label": r.query.getall("label")})
         return web.json_response({"jobs": [JOB]})
 
     server.on("GET /v1/jobs/job_1/checks", checks)
     server.on("GET /v1/jobs", jobs)
     async with client(server) as c:
         result = await c.checks("job_1", sha="a" * 40, wait_s=2.5)
-        listed = await c.list_jobs(status=["ready"], labels={"bot-run": "r1"})
+        listed = await c.list_jobs(labels={"bot-run": "r1"})
     assert result.status == "no_ci" and listed[0].id == "job_1"
-    assert seen == [{"sha": "a" * 40, "wait_s": "2.5"}, {"label": ["bot-run:r1"], "status": ["ready"]}]
+    assert seen == [{"sha": "a" * 40, "wait_s": "2.5"}, {"label": ["bot-run:r1"]}]
 
 
 async def test_delete_is_fine_twice(server: Server) -> None:
@@ -253,82 +255,6 @@ async def test_delete_is_fine_twice(server: Server) -> None:
         await c.delete_job("job_1")
         await c.delete_job("job_1")
     assert server.hits["DELETE /v1/jobs/job_1"] == 2
-
-
-# --- the models follow the contract ------------------------------------------------------------------
-
-PAIRS = [
-    ("Job", "Job"),
-    ("CommitRef", "CommitRef"),
-    ("ReadFileResult", "ReadFileResult"),
-    ("WriteFileResult", "WriteFileResult"),
-    ("DeleteFileResult", "DeleteFileResult"),
-    ("MoveFileResult", "MoveFileResult"),
-    ("ReplaceInFileResult", "ReplaceInFileResult"),
-    ("ListDirectoryResult", "ListDirectoryResult"),
-    ("DirectoryEntry", "DirectoryEntry"),
-    ("SearchResult", "SearchResult"),
-    ("SearchMatch", "SearchMatch"),
-    ("LintResult", "LintResult"),
-    ("LintDiagnostic", "LintDiagnostic"),
-    ("LinterRun", "LinterRun"),
-    ("LintSkipped", "LintSkipped"),
-    ("DiffResult", "DiffResult"),
-    ("DiffFile", "DiffFile"),
-    ("DiffStats", "DiffStats"),
-    ("CommitResult", "CommitResult"),
-    ("PullRequestRef", "PullRequestRef"),
-    ("ChecksResult", "ChecksResult"),
-    ("CheckRun", "CheckRunInfo"),
-    ("JobEvent", "JobEvent"),
-    ("TestResult", "TestResult"),
-    ("TestCounts", "TestCounts"),
-    ("TestFailure", "TestFailure"),
-]
-
-
-@pytest.mark.parametrize(("ours", "theirs"), PAIRS)
-def test_client_models_only_name_fields_the_service_sends(ours: str, theirs: str) -> None:
-    mine: type[BaseModel] = getattr(bot_models, ours)
-    service: type[BaseModel] = getattr(service_models, theirs)
-    extra = set(mine.model_fields) - set(service.model_fields)
-    assert not extra, f"bot.models.{ours} reads fields the service never sends: {extra}"
-
-
-def test_a_service_answer_parses_in_the_client_models() -> None:
-    job = service_models.Job.model_validate({k: v for k, v in JOB.items() if k != "some_future_field"})
-    assert bot_models.Job.model_validate_json(job.model_dump_json()).base_sha == "a" * 40
-    assert bot_models.Job.model_validate(JOB).id == "job_1"  # unknown fields are ignored
-
-
-async def test_events_are_read_from_the_sse_stream(server: Server) -> None:
-    async def sse(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        for seq, kind in ((1, "job.creating"), (2, "job.ready")):
-            data = {"seq": seq, "at": "2026-11-01T00:00:00Z", "job_id": "job_1", "type": kind, "data": {}}
-            await resp.write(f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n".encode())
-        await resp.write(b": ping\n\n")
-        return resp
-
-    server.raw["GET /v1/jobs/job_1/events"] = sse
-    async with client(server) as c:
-        events = [e async for e in c.events("job_1")]
-    assert [(e.seq, e.type) for e in events] == [(1, "job.creating"), (2, "job.ready")]
-
-
-def test_the_new_tool_answers_parse_in_the_client_models() -> None:
-    moved = service_models.MoveFileResult.model_validate(
-        {"from": "a.sh", "to": "bin/a.sh", "mode": "100755", "ignored": True}
-    )
-    mine = bot_models.MoveFileResult.model_validate_json(moved.model_dump_json(by_alias=True))
-    assert (mine.from_, mine.to, mine.mode, mine.ignored) == ("a.sh", "bin/a.sh", "100755", True)
-    written = service_models.WriteFileResult.model_validate(
-        {"path": "a", "bytes_written": 1, "created": True, "mode": "100755", "ignored": False}
-    )
-    assert bot_models.WriteFileResult.model_validate_json(written.model_dump_json()).mode == "100755"
-    deleted = service_models.DeleteFileResult.model_validate({"path": "a", "deleted": True})
-    assert bot_models.DeleteFileResult.model_validate_json(deleted.model_dump_json()).deleted
 
 
 # --- the new tools over HTTP ---------------------------------------------------------------------------
@@ -348,11 +274,11 @@ def read_answer(path: str, content: str) -> dict[str, Any]:
 
 
 def toolbox(srv: Server) -> ToolBox:
-    tools = [bot_models.AgentTool.model_validate(t) for t in service_agent_tools()]
+    tools = [sdk_models.AgentTool.model_validate(t) for t in service_agent_tools()]
     return ToolBox(client(srv), "job_1", 5, tools, strict=True)
 
 
-async def test_the_client_sends_the_new_tools_to_their_routes(server: Server) -> None:
+async def test_the_client_sends_the_new_tools_to_their_routes(server: Server, job_1: None) -> None:
     tool = "/v1/jobs/job_1/tools/"
     server.on(
         f"POST {tool}write_file", ok({"path": "a.sh", "bytes_written": 3, "created": True, "mode": "100755"})
@@ -374,19 +300,21 @@ async def test_the_client_sends_the_new_tools_to_their_routes(server: Server) ->
     ]
 
 
-async def test_delete_and_move_are_not_repeated_after_a_lost_answer(server: Server) -> None:
+async def test_delete_and_move_are_not_repeated_after_a_lost_answer(server: Server, job_1: None) -> None:
     server.on("POST /v1/jobs/job_1/tools/delete_file", lambda r: err(503, "docker_unavailable"))
     server.on("POST /v1/jobs/job_1/tools/move_file", lambda r: err(503, "docker_unavailable"))
     async with client(server) as c:
-        with pytest.raises(Unavailable):
+        with pytest.raises(ServiceUnavailable):
             await c.delete_file("job_1", "a")
-        with pytest.raises(Unavailable):
+        with pytest.raises(ServiceUnavailable):
             await c.move_file("job_1", "a", "b")
     assert server.hits["POST /v1/jobs/job_1/tools/delete_file"] == 1
     assert server.hits["POST /v1/jobs/job_1/tools/move_file"] == 1
 
 
-async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_base(server: Server) -> None:
+async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_base(
+    server: Server, job_1: None
+) -> None:
     tool = "/v1/jobs/job_1/tools/"
     reads = {"old.py": "x = 1\n", "gone.py": "y = 2\n"}
 
@@ -411,6 +339,7 @@ async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_bas
     assert ".gitignore excludes build/new.py, so it will NOT be part of the diff" in moved
     sent = [(k, n) for k, n in server.hits.items()]
     assert sent == [
+        ("GET /v1/jobs/job_1", 1),  # the job's handle, fetched once
         (f"POST {tool}read_file", 3),
         (f"POST {tool}delete_file", 1),
         (f"POST {tool}move_file", 1),
@@ -426,7 +355,7 @@ async def test_the_toolbox_delete_and_move_call_their_routes_and_capture_the_bas
 
 
 async def test_the_editor_input_goes_to_the_service_untouched_and_create_makes_only_new_files(
-    server: Server,
+    server: Server, job_1: None
 ) -> None:
     tool = "/v1/jobs/job_1/tools/"
     server.on(f"POST {tool}read_file", ok(read_answer("run.sh", "#!/bin/sh\n")))  # the base, captured
@@ -462,5 +391,35 @@ async def test_agent_tools_come_from_the_openapi_document(server: Server) -> Non
 async def test_a_service_without_agent_tools_is_a_clear_error(server: Server) -> None:
     server.on("GET /openapi.json", ok({"openapi": "3.1.0", "paths": {}}))
     async with client(server) as c:
-        with pytest.raises(DockyardClientError, match="does not describe its agent tools"):
+        with pytest.raises(ResponseValidationError, match="does not describe its agent tools"):
             await c.agent_tools()
+
+
+# --- the bot reads the SDK's models, and keeps no copies ---------------------------------------------
+
+
+def test_every_answer_the_port_gives_is_the_sdks_model() -> None:
+    answers = {
+        name: typing.get_type_hints(fn)["return"]
+        for name, fn in inspect.getmembers(DockyardPort, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name != "close"
+    }
+    assert answers["lint"] is sdk_models.LintResult and answers["create_job"] is sdk_models.Job
+    for name, answer in answers.items():
+        inner = typing.get_args(answer) or (answer,)
+        models = [a for a in inner if isinstance(a, type) and a is not type(None)]
+        assert all(m.__module__ == "dockyard_client.models" for m in models), (name, answer)
+
+
+def test_the_bot_has_no_copy_of_a_wire_model_nor_http_code_in_its_port() -> None:
+    wire = {n for n, v in vars(sdk_models).items() if isinstance(v, type) and issubclass(v, BaseModel)}
+    copies = []
+    for info in pkgutil.iter_modules(bot.__path__, "bot."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and value.__module__ == module.__name__ and name in wire:
+                copies.append(f"{module.__name__}.{name}")
+    assert not copies, f"bot/ declares its own copy of the SDK's wire models: {copies}"
+    assert not (Path(bot.__path__[0]) / "models.py").exists()
+    source = inspect.getsource(importlib.import_module("bot.client"))
+    assert not {"aiohttp", "httpx", "json", "random", "asyncio.sleep"} & set(re.findall(r"[\w.]+", source))

@@ -8,21 +8,18 @@ import difflib
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from pydantic import ValidationError
-
-from bot.agent import SUPERSEDED
-from bot.client import ApiError, DockyardClient, EditMismatch, FileNotFound, JobNotFound
-from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
-from bot.models import (
+from dockyard_client import AsyncDockyard
+from dockyard_client.errors import APIError, error_class
+from dockyard_client.models import (
     AgentTool,
     ChecksResult,
     CommitResult,
     DeleteFileResult,
     DiffResult,
-    EditorResult,
+    EditResult,
     Job,
     LintResult,
     ListDirectoryResult,
@@ -33,8 +30,14 @@ from bot.models import (
     TestResult,
     WriteFileResult,
 )
+from pydantic import BaseModel, ValidationError
+
+from bot.agent import SUPERSEDED
+from bot.client import DockyardPort
+from bot.fixer import FixOutcome, FixRequest, make_llm, run_fix
 from bot.progress import ProgressEvent
 from bot.settings import BotSettings
+from service import models as service_models
 from service.models import EditorRequest
 from service.tools import editor
 from service.tools.ops import refusal
@@ -67,40 +70,88 @@ REPORT = FixRequest(
 )
 
 
+# --- answers as the service sends them ---------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+SERVICE_NAME = {"EditResult": "EditorResult"}  # where the SDK's name for an answer is not the service's
+
+
+def wire(model: type[M], data: Mapping[str, Any]) -> M:
+    """A fake's answer as the service would send it: checked by the service's own model of it (so a
+    fake cannot drift from the contract), then read by the SDK's model (what the bot sees)."""
+    theirs: type[BaseModel] = getattr(service_models, SERVICE_NAME.get(model.__name__, model.__name__))
+    return model.model_validate_json(theirs.model_validate(dict(data)).model_dump_json(by_alias=True))
+
+
+def api_error(status: int, code: str, message: str, details: Mapping[str, Any] | None = None) -> APIError:
+    """The SDK's exception for a contract error answer (what the bot catches)."""
+    return error_class(status, code)(message, status=status, code=code, details=details)
+
+
+def job_answer(**fields: Any) -> Job:
+    limits = {
+        "memory_mb": 1024, "cpus": 1.0, "pids": 256, "disk_mb": 2048, "tool_timeout_s": 30,
+        "lint_timeout_s": 120, "output_cap_kb": 1024,
+    }  # fmt: skip
+    base: dict[str, Any] = {
+        "id": "job_1", "status": "ready", "repo": None, "ref": None, "base_sha": "b" * 40,
+        "language": "python", "image": "dockyard/python:test", "container_id": "c0ffee", "limits": limits,
+        "labels": {}, "created_at": "2026-11-01T00:00:00Z", "expires_at": "2026-11-01T01:00:00Z",
+        "error": None, "commits": [],
+    }  # fmt: skip
+    return wire(Job, base | fields)
+
+
+def linter_run(diagnostics: list[dict[str, Any]] | None = None, **fields: Any) -> dict[str, Any]:
+    diags = diagnostics or []
+    new = sum(1 for d in diags if d["new"])
+    return {
+        "name": "ruff", "language": "python", "rule": "pyproject.toml [tool.ruff]",
+        "image": "dockyard/python:test", "command": ["ruff", "check", "--output-format=json"], "files": 1,
+        "exit_code": 1 if diags else 0, "duration_ms": 12, "timed_out": False, "oom_killed": False,
+        "diagnostics": diags, "new_count": new, "base_checked": True, "output": "", "output_truncated": False,
+    } | fields  # fmt: skip
+
+
+def lint_result(status: str, linters: list[dict[str, Any]], **fields: Any) -> LintResult:
+    return wire(LintResult, {"status": status, "linters": linters} | fields)
+
+
+def run_result(status: str, **fields: Any) -> TestResult:
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0} | fields.pop("counts", {})
+    base: dict[str, Any] = {
+        "status": status, "language": "python", "command": ["python", "-m", "pytest"],
+        "rule": "pyproject.toml [tool.pytest]", "image": "dockyard/python:test", "tool_source": "image",
+        "env": None, "exit_code": 0 if status == "passed" else 1, "duration_ms": 800, "timed_out": False,
+        "oom_killed": False, "counts": counts, "failures": [], "output": "", "output_truncated": False,
+        "skipped_reason": None, "base_checked": True, "limits": None, "clamped": [], "error": None,
+    }  # fmt: skip
+    return wire(TestResult, base | fields)
+
+
 def lint_ok() -> LintResult:
-    return LintResult.model_validate({"status": "passed", "linters": [{"name": "ruff", "diagnostics": []}]})
+    return lint_result("passed", [linter_run()])
 
 
 def run_ok() -> TestResult:
-    return TestResult.model_validate(
-        {"status": "passed", "command": ["python", "-m", "pytest"], "counts": {"passed": 2, "failed": 0}}
-    )
+    return run_result("passed", counts={"passed": 2})
 
 
 def run_new(test_id: str, message: str) -> TestResult:
     failure = {"id": test_id, "message": message, "path": "test_calc.py", "line": 5, "new": True}
-    return TestResult.model_validate(
-        {
-            "status": "failed",
-            "command": ["python", "-m", "pytest"],
-            "counts": {"passed": 1, "failed": 1},
-            "failures": [failure],
-        }
-    )
+    return run_result("failed", counts={"passed": 1, "failed": 1}, failures=[failure])
 
 
 def lint_new(path: str, line: int, code: str, message: str) -> LintResult:
     diag = {"path": path, "line": line, "column": 1, "code": code, "message": message, "severity": "error"}
-    return LintResult.model_validate(
-        {"status": "failed", "linters": [{"name": "ruff", "diagnostics": [{**diag, "new": True}]}]}
-    )
+    return lint_result("failed", [linter_run([{**diag, "new": True}])])
 
 
-class MemoryDockyard(DockyardClient):
+class MemoryDockyard(DockyardPort):
     """The control API's contract over a dict of files (one job at a time)."""
 
     def __init__(self, files: Mapping[str, str], modes: Mapping[str, str] | None = None):
-        super().__init__("http://memory.invalid", "token")
+        super().__init__(AsyncDockyard("http://memory.invalid", "token"))
         self.base = dict(files)
         self.work = dict(files)
         self.base_modes = {p: (modes or {}).get(p, "100644") for p in files}
@@ -125,13 +176,8 @@ class MemoryDockyard(DockyardClient):
     async def create_job(self, **kw: Any) -> Job:
         self.calls.append("create_job")
         await asyncio.sleep(self.create_delay_s)
-        job = Job(
-            id=f"job_{len(self.jobs) + 1}",
-            status="ready",
-            repo=kw.get("repo"),
-            base_sha="b" * 40,
-            language="python",
-            labels=dict(kw.get("labels") or {}),
+        job = job_answer(
+            id=f"job_{len(self.jobs) + 1}", repo=kw.get("repo"), labels=dict(kw.get("labels") or {})
         )
         self.jobs[job.id] = job
         return job
@@ -146,7 +192,7 @@ class MemoryDockyard(DockyardClient):
 
     def _live(self, job_id: str) -> None:
         if job_id not in self.jobs or job_id in self.deleted:
-            raise JobNotFound(404, "job_not_found", f"no job {job_id}")
+            raise api_error(404, "job_not_found", f"no job {job_id}")
 
     async def read_file(
         self,
@@ -160,9 +206,9 @@ class MemoryDockyard(DockyardClient):
         self._live(job_id)
         self.calls.append(f"read_file {path}")
         if any(p.startswith(path.rstrip("/") + "/") for p in self.work):
-            raise ApiError(400, "not_a_file", f"not a regular file: {path}")
+            raise api_error(400, "not_a_file", f"not a regular file: {path}")
         if path not in self.work:
-            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+            raise api_error(404, "file_not_found", f"{path} does not exist")
         lines = self.work[path].splitlines(keepends=True)
         if path in self.too_large and end_line is None:
             lines = lines[:1]
@@ -202,7 +248,7 @@ class MemoryDockyard(DockyardClient):
         self._live(job_id)
         self.calls.append(f"delete_file {path}")
         if path not in self.work:
-            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+            raise api_error(404, "file_not_found", f"{path} does not exist")
         del self.work[path]
         del self.modes[path]
         return DeleteFileResult(path=path, deleted=True)
@@ -213,18 +259,19 @@ class MemoryDockyard(DockyardClient):
         self._live(job_id)
         self.calls.append(f"move_file {from_path} {to_path}")
         if from_path not in self.work:
-            raise FileNotFound(404, "file_not_found", f"{from_path} does not exist")
+            raise api_error(404, "file_not_found", f"{from_path} does not exist")
         if to_path in self.work and not overwrite:
-            raise ApiError(409, "file_exists", f"{to_path} exists")
+            raise api_error(409, "file_exists", f"{to_path} exists")
         self.work[to_path] = self.work.pop(from_path)
         self.modes[to_path] = self.modes.pop(from_path)
-        return MoveFileResult.model_validate(
+        return wire(
+            MoveFileResult,
             {
                 "from": from_path,
                 "to": to_path,
                 "mode": self.modes[to_path],
                 "ignored": to_path in self.ignored,
-            }
+            },
         )
 
     async def replace_in_file(
@@ -232,10 +279,10 @@ class MemoryDockyard(DockyardClient):
     ) -> ReplaceInFileResult:
         self._live(job_id)
         if path not in self.work:
-            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+            raise api_error(404, "file_not_found", f"{path} does not exist")
         n = self.work[path].count(old)
         if n != expected_count:
-            raise EditMismatch(
+            raise api_error(
                 409,
                 "edit_mismatch",
                 f"the text occurs {n} times in {path}, expected {expected_count}",
@@ -246,25 +293,25 @@ class MemoryDockyard(DockyardClient):
 
     async def list_directory(self, job_id: str, path: str = ".", *, depth: int = 1) -> ListDirectoryResult:
         if path in self.work:
-            raise ApiError(400, "not_a_directory", f"not a folder: {path}")
+            raise api_error(400, "not_a_directory", f"not a folder: {path}")
         under = "" if path == "." else path.rstrip("/") + "/"
         if under and not any(p.startswith(under) for p in self.work):
-            raise FileNotFound(404, "file_not_found", f"{path} does not exist")
+            raise api_error(404, "file_not_found", f"{path} does not exist")
         entries = [
             {"path": p, "type": "file", "size": len(c)}
             for p, c in sorted(self.work.items())
             if p.startswith(under)
         ]
-        return ListDirectoryResult.model_validate({"path": path, "entries": entries, "truncated": False})
+        return wire(ListDirectoryResult, {"path": path, "entries": entries, "truncated": False})
 
-    async def edit_tool(self, job_id: str, tool_input: Mapping[str, Any]) -> EditorResult:
+    async def edit_tool(self, job_id: str, tool_input: Mapping[str, Any]) -> EditResult:
         """The service's own editor logic over this fake's tools."""
         self._live(job_id)
         self.calls.append(f"edit {tool_input.get('command')} {tool_input.get('path')}")
         try:
             req = EditorRequest.model_validate(dict(tool_input))
         except ValidationError as e:
-            raise ApiError(400, "invalid_request", str(e)) from e
+            raise api_error(400, "invalid_request", str(e)) from e
 
         async def step(tool: Any, r: Any) -> Any:
             try:
@@ -280,12 +327,12 @@ class MemoryDockyard(DockyardClient):
                     )
                 else:
                     got = await self.list_directory(job_id, r.path, depth=r.depth)
-            except ApiError as e:
+            except APIError as e:
                 raise refusal({"code": e.code, "message": e.message, "details": e.details}) from e
             return tool.exposure.result.model_validate(got.model_dump(by_alias=True))
 
         out = await editor.run(req, step, EDITOR_STEPS)
-        return EditorResult(content=out.content, is_error=out.is_error)
+        return EditResult(content=out.content, is_error=out.is_error)
 
     async def search(self, job_id: str, pattern: str, **kw: Any) -> SearchResult:
         matches = []
@@ -295,9 +342,7 @@ class MemoryDockyard(DockyardClient):
                 m = rx.search(line)
                 if m:
                     matches.append({"path": p, "line": i, "column": m.start() + 1, "text": line})
-        return SearchResult.model_validate(
-            {"matches": matches, "truncated": False, "files_searched": len(self.work)}
-        )
+        return wire(SearchResult, {"matches": matches, "truncated": False, "files_searched": len(self.work)})
 
     async def lint(self, job_id: str, **kw: Any) -> LintResult:
         self.calls.append("lint")
@@ -329,13 +374,15 @@ class MemoryDockyard(DockyardClient):
             patch += f"diff --git a/{p} b/{p}\n{modes}--- a/{p}\n+++ b/{p}\n" + "".join(hunks)
         adds = sum(f["additions"] for f in files)
         dels = sum(f["deletions"] for f in files)
-        return DiffResult.model_validate(
+        return wire(
+            DiffResult,
             {
                 "base_sha": "b" * 40,
                 "files": files,
                 "patch": patch,
+                "patch_truncated": False,
                 "stats": {"files": len(files), "additions": adds, "deletions": dels},
-            }
+            },
         )
 
     def _tree_sha(self) -> str:
@@ -355,8 +402,8 @@ class MemoryDockyard(DockyardClient):
             if not self.pulls:
                 self.pulls.append({**kw["pull_request"], "head": kw["branch"], "number": 7})
             pr = {"number": 7, "url": "https://github.invalid/octo/calc/pull/7"}
-        return CommitResult.model_validate(
-            {"commit_sha": sha, "branch": kw["branch"], "files_changed": 1, "pull_request": pr}
+        return wire(
+            CommitResult, {"commit_sha": sha, "branch": kw["branch"], "files_changed": 1, "pull_request": pr}
         )
 
     async def checks(self, job_id: str, *, sha: str | None = None, wait_s: float = 0) -> ChecksResult:
@@ -375,9 +422,7 @@ class MemoryDockyard(DockyardClient):
             ]
         )
         details = {"failed": [{"name": "tests", "conclusion": "failure"}]} if status == "failed" else {}
-        return ChecksResult.model_validate(
-            {"status": status, "sha": sha, "checks": checks, "details": details}
-        )
+        return wire(ChecksResult, {"status": status, "sha": sha, "checks": checks, "details": details})
 
 
 def settings(ai: FakeAnthropic, **kw: Any) -> BotSettings:
@@ -843,7 +888,7 @@ async def test_cancellation_during_job_creation_finds_and_deletes_the_job(ai: Fa
     original = mem.create_job
 
     async def create(**kw: Any) -> Job:
-        job = Job(id="job_1", status="creating", labels=dict(kw.get("labels") or {}))
+        job = job_answer(status="creating", base_sha=None, labels=dict(kw.get("labels") or {}))
         mem.jobs[job.id] = job  # the service records the job before it clones
         return await original(**kw)
 
@@ -874,9 +919,7 @@ def test_outcome_json_names_the_validation(ai: FakeAnthropic) -> None:
 async def test_a_gate_that_cannot_judge_does_not_block_but_is_not_a_pass(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     mem.lint_answers = [
-        LintResult.model_validate(
-            {"status": "error", "linters": [{"name": "ruff", "error": "image dockyard/python is not built"}]}
-        )
+        lint_result("error", [linter_run(exit_code=None, error="image dockyard/python is not built")])
     ]
     ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)
@@ -949,9 +992,7 @@ async def test_a_new_test_failure_feeds_round_two_and_stops_before_review(ai: Fa
 async def test_no_tests_found_skips_the_gate_and_ci_still_runs(ai: FakeAnthropic) -> None:
     mem = MemoryDockyard(FILES)
     mem.test_answers = [
-        TestResult.model_validate(
-            {"status": "passed", "skipped_reason": "no tests found (pytest collected none)"}
-        )
+        run_result("passed", exit_code=None, skipped_reason="no tests found (pytest collected none)")
     ]
     ai.script(agent=[tool_use(EDITOR, **FIX), end_turn("Divide.")], review=[review_pass()])
     outcome, _ = await fix(ai, mem)

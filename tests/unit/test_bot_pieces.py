@@ -5,39 +5,30 @@ from __future__ import annotations
 import json
 
 import pytest
+from dockyard_client.models import LintResult
 
 from bot.explore import Candidates, identifiers, paths_in
 from bot.gates import GateResult, lint_verdict, parse_review, review_verdict
-from bot.models import LintResult
 from bot.report import FileStat, RoundRecord, pr_body, pr_title
 from bot.settings import BotSettings
 from bot.usage import Ledger, Usage, price_of
+from tests.unit.test_bot_fixer import lint_result, linter_run
 
 
 def lint(status: str, diags: list[tuple[str, int, str, bool]], error: str | None = None) -> LintResult:
-    return LintResult.model_validate(
+    found = [
         {
-            "status": status,
-            "linters": [
-                {
-                    "name": "ruff",
-                    "error": error,
-                    "diagnostics": [
-                        {
-                            "path": p,
-                            "line": ln,
-                            "column": 1,
-                            "code": c,
-                            "message": f"msg {c}",
-                            "severity": "error",
-                            "new": new,
-                        }
-                        for p, ln, c, new in diags
-                    ],
-                }
-            ],
+            "path": p,
+            "line": ln,
+            "column": 1,
+            "code": c,
+            "message": f"msg {c}",
+            "severity": "error",
+            "new": new,
         }
-    )
+        for p, ln, c, new in diags
+    ]
+    return lint_result(status, [linter_run(found, error=error)])
 
 
 def test_lint_only_new_problems_count() -> None:
@@ -51,7 +42,7 @@ def test_lint_only_new_problems_count() -> None:
     ]
     error = lint_verdict(lint("error", [], error="image not built"))
     assert error.status == "error" and error.ok and "image not built" in error.summary
-    nothing = lint_verdict(LintResult.model_validate({"status": "passed", "linters": [], "skipped": []}))
+    nothing = lint_verdict(lint_result("passed", [], skipped=[]))
     assert nothing.status == "skipped"
 
 
@@ -243,3 +234,12 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_CODE_FIX_MODEL")
     assert BotSettings(_env_file=None).model == "claude-sonnet-5-5"
     assert d.max_tokens > 0
+
+
+def test_lint_counts_new_problems_as_the_service_does() -> None:
+    """`LinterRun.new_count` (the service's count, read through the SDK's model) is the number said."""
+    shown = {"path": "a.py", "line": 1, "column": 1, "code": "F401", "message": "m", "severity": "error"}
+    result = lint_result("failed", [linter_run([shown | {"new": True}], new_count=3)])
+    verdict = lint_verdict(result)
+    assert verdict.status == "failed" and verdict.summary.startswith("3 new problem(s): a.py:1 F401")
+    assert verdict.feedback.endswith("a.py:1:1: F401 m [ruff]\n... and 2 more")

@@ -163,7 +163,7 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=ROOT,
-        env={**clean, **env},
+        env={**clean, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sdk")]), **env},
         capture_output=True,
         text=True,
         timeout=60,

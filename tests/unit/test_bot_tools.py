@@ -10,10 +10,10 @@ from typing import Any, cast
 
 import pytest
 from aiohttp import web
+from dockyard_client.models import AgentTool
 
 from bot.agent import EDITOR_TOOL, POLICY, SUPERSEDED, ToolBox, ToolDrift, editor_path, normalize
-from bot.client import DockyardClient
-from bot.models import AgentTool
+from bot.client import DockyardPort
 from service.api.health import openapi_json
 from service.app import build_app
 from service.settings import Settings
@@ -40,7 +40,7 @@ async def service_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def served_tools(url: str) -> list[AgentTool]:
-    async with DockyardClient(url, "t" * 20) as c:
+    async with DockyardPort.connect(url, "t" * 20) as c:
         return await c.agent_tools()
 
 
@@ -49,7 +49,7 @@ async def test_every_service_tool_has_a_handler_and_keeps_its_schema(service_url
     agent_facing = [t.name for t in EXPOSED if t.exposure is not None and t.exposure.agent_tool]
     assert [t.name for t in tools] == agent_facing, "every agent-facing route's tool is served"
     assert [t.model_dump() for t in tools] == agent_tools()
-    box = ToolBox(DockyardClient(service_url, "x"), "job_1", 7, tools, strict=True)  # raises on drift
+    box = ToolBox(DockyardPort.connect(service_url, "x"), "job_1", 7, tools, strict=True)  # raises on drift
     assert box.unmapped == []
     # Claude's editor first (its own typed tool, the service's route of that name), then every
     # service tool it does not stand in for, schemas untouched
@@ -67,7 +67,9 @@ async def test_every_service_tool_has_a_handler_and_keeps_its_schema(service_url
 
 
 async def test_the_policy_notes_are_appended_once(service_url: str) -> None:
-    box = ToolBox(DockyardClient(service_url, "x"), "job_1", 7, await served_tools(service_url), strict=True)
+    box = ToolBox(
+        DockyardPort.connect(service_url, "x"), "job_1", 7, await served_tools(service_url), strict=True
+    )
     desc = {str(t["name"]): cast(dict[str, Any], t).get("description", "") for t in box.model_tools}
     assert desc["delete_file"].count("Only when the fix needs the file gone") == 1
     assert "At most 80 matches" in desc["search"]
@@ -98,7 +100,7 @@ async def test_a_tool_without_a_handler_fails_a_strict_toolbox_and_is_not_offere
         AgentTool(name="read_file", description="Read.", input_schema={"type": "object"}),
         AgentTool(name="chmod_file", description="New.", input_schema={"type": "object"}),
     ]
-    client = DockyardClient("http://127.0.0.1:9", "x")
+    client = DockyardPort.connect("http://127.0.0.1:9", "x")
     with pytest.raises(ToolDrift, match="chmod_file"):
         ToolBox(client, "job_1", 5, tools, strict=True)
     box = ToolBox(client, "job_1", 5, tools)
