@@ -14,7 +14,7 @@ from service import __version__, metrics
 from service.api import audit, git_host, health, jobs, lint, tests, tools
 from service.api.middleware import TokenTable, auth_middleware, errors_middleware
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, TESTS, TRAIL
+from service.app_keys import BACKEND, GITHOST, JOBS, LINT, SETTINGS, STREAMS, TESTS, TRAIL
 from service.audit import SYSTEM
 from service.console import pages as console
 from service.console.sessions import Sessions, is_console
@@ -342,4 +342,16 @@ def build_app(settings: Settings) -> web.Application:
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app[STREAMS] = set()
+    app.on_shutdown.append(end_streams)
     return app
+
+
+async def end_streams(app: web.Application) -> None:
+    """At shutdown, before requests in flight are awaited: end the event streams, which never end
+    by themselves (clients resume with Last-Event-ID), so SIGTERM does not wait out the timeout."""
+    streams = list(app[STREAMS])
+    if streams:
+        log.info("ending_streams", streams=len(streams))
+    for stop in streams:
+        stop()
