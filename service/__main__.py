@@ -197,7 +197,7 @@ async def _run_service(app: web.Application, settings: Settings, banner: list[st
             await site.start()
         except OSError as e:
             raise CliError(
-                f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e} "
+                f"cannot listen on {settings.host}:{settings.port}: {os.strerror(e.errno) if e.errno else e} "
                 f"(set {env_name('port')} or --port)"
             ) from e
         host, port = runner.addresses[0][:2]
