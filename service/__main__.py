@@ -130,7 +130,9 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.add_argument("--host", help=f"address to listen on (overrides {env_name('host')})")
-    p.add_argument("--port", type=int, help=f"port to listen on, 0 for any free one (overrides {env_name('port')})")
+    p.add_argument(
+        "--port", type=int, help=f"port to listen on, 0 for any free one (overrides {env_name('port')})"
+    )
     p.set_defaults(run=_serve)
 
 
@@ -181,15 +183,17 @@ async def _run_service(app: web.Application, settings: Settings, banner: list[st
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
-            _out(f"dockyard: still shutting down (requests in flight get up to {settings.shutdown_timeout_s:g} s)")
+            grace = settings.shutdown_timeout_s
+            _out(f"dockyard: still shutting down (requests in flight get up to {grace:g} s)")
             return
         _out(f"dockyard: {signal.Signals(signum).name} received, shutting down…")
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s,
-                           keepalive_timeout=75.0)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s, keepalive_timeout=75.0
+    )
     try:
         await runner.setup()  # the lifecycle's start: store, engine, reconcile
         site = web.TCPSite(runner, settings.host, settings.port, backlog=128)
@@ -233,7 +237,9 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     new.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
     new.add_argument("--tenant", help="the tenant whose jobs it drives (default: a tenant of its own)")
     new.add_argument("--file", type=Path, help="tokens file to append to (default: the one serve reads)")
-    new.add_argument("--no-file", action="store_true", help="only print it (add it to DOCKYARD_API_TOKENS yourself)")
+    new.add_argument(
+        "--no-file", action="store_true", help="only print it (add it to DOCKYARD_API_TOKENS yourself)"
+    )
     new.set_defaults(run=_token_new)
 
 
@@ -353,7 +359,9 @@ def _images(args: argparse.Namespace) -> int:
             client, images, extra_ca=settings.build_extra_ca, only=set(args.names) or None, force=args.force
         )
     except docker.errors.DockerException as e:
-        raise CliError(f"the Docker engine did not answer (is it running? DOCKER_HOST?): {_first_line(e)}") from e
+        raise CliError(
+            f"the Docker engine did not answer (is it running? DOCKER_HOST?): {_first_line(e)}"
+        ) from e
     _out(", ".join(f"{n}: {o}" for n, o in outcome.items()))
     return 0
 
@@ -371,7 +379,9 @@ AUDIT_ENV = ("state_dir", "audit_key_file")
 def _add_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help=f"the audit log, offline on {env_name('state_dir')}")
     asub = audit.add_subparsers(dest="audit_cmd", required=True)
-    verify = _subparser(asub, "verify", "check the hash chain; exit 1 naming the first bad seq", env=AUDIT_ENV)
+    verify = _subparser(
+        asub, "verify", "check the hash chain; exit 1 naming the first bad seq", env=AUDIT_ENV
+    )
     verify.add_argument("--no-anchors", action="store_true", help="ignore the outcome trail's anchors")
     verify.set_defaults(run=_audit)
     export = _subparser(asub, "export", "write records as JSON Lines", env=("state_dir",))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -342,7 +342,8 @@ def build_app(settings: Settings) -> web.Application:
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app[STREAMS] = set()
+    streams: set[Callable[[], None]] = set()
+    app[STREAMS] = streams
     app.on_shutdown.append(end_streams)
     return app
 
@@ -350,7 +351,8 @@ def build_app(settings: Settings) -> web.Application:
 async def end_streams(app: web.Application) -> None:
     """At shutdown, before requests in flight are awaited: end the event streams, which never end
     by themselves (clients resume with Last-Event-ID), so SIGTERM does not wait out the timeout."""
-    streams = list(app[STREAMS])
+    open_streams = app[STREAMS]
+    streams = list(open_streams)
     if streams:
         log.info("ending_streams", streams=len(streams))
     for stop in streams:

@@ -15,7 +15,7 @@ FILES: dict[str, str] = {
     "README.md": "# calc\n\nA tiny calculator: `divide()` multiplies (see tests/test_calc.py).\n",
     "pyproject.toml": (
         '[project]\nname = "calc"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n\n'
-        '[tool.ruff]\nline-length = 100\n\n'
+        "[tool.ruff]\nline-length = 100\n\n"
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
     ),
     "calc.py": (

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8080, ge=0, le=65535, description="port the API listens on (0: any free port)")
     state_dir: Path = Field(
-        Path("./.dockyard"), description="the state: database, workspaces' staging, outcome trail, tokens file"
+        Path("./.dockyard"), description="the state: database, staging, outcome trail, tokens file"
     )
     api_tokens: str | None = Field(
         None, description="bearer tokens, comma-separated token:role[:tenant] (role bot, auditor or admin)"

@@ -104,7 +104,9 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         ["bash", "-c", _script(steps)], cwd=work, env=env, capture_output=True, text=True, timeout=600
     )
     log = work / ".dockyard" / "serve.log"
-    context = f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\nserve log:\n{log.read_text() if log.exists() else ''}"
+    context = (
+        f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\nserve log:\n{log.read_text() if log.exists() else ''}"
+    )
     assert r.returncode == 0, context
     out = _outputs(r.stdout, len(steps))
     assert "Traceback" not in r.stderr + (log.read_text() if log.exists() else ""), context
