@@ -195,7 +195,10 @@ async def _run_service(app: web.Application, settings: Settings, banner: list[st
         app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s, keepalive_timeout=75.0
     )
     try:
-        await runner.setup()  # the lifecycle's start: store, engine, reconcile
+        try:
+            await runner.setup()  # the lifecycle's start: state dir, store, engine, reconcile
+        except (OSError, sqlite3.Error) as e:
+            raise CliError(f"cannot start: {e}") from e
         site = web.TCPSite(runner, settings.host, settings.port, backlog=128)
         try:
             await site.start()

@@ -199,3 +199,16 @@ def test_audit_on_a_missing_state_dir(tmp_path: Path) -> None:
         r = run(*args, DOCKYARD_STATE_DIR=str(tmp_path / "nothing-here"))
         assert r.returncode == 2 and r.stderr.startswith("dockyard: no dockyard database at")
         _no_traceback(r)
+
+
+def test_serve_on_a_state_dir_it_cannot_make(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    r = run(
+        "serve",
+        DOCKYARD_API_TOKENS="dy_" + "a" * 32 + ":bot",
+        DOCKYARD_STATE_DIR=str(tmp_path / "a-file" / "state"),
+        DOCKYARD_PORT="0",
+    )
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1].startswith("dockyard: cannot start: [Errno 20] Not a directory")
+    _no_traceback(r)
