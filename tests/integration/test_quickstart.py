@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 pytestmark = pytest.mark.docker
 
@@ -132,3 +135,51 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     diff = _json_answer(_step(steps, out, "/diff"))
     assert "+    return a / b" in str(diff["patch"]), diff
     assert _step(steps, out, "-X DELETE").splitlines()[-1] == "204", context
+
+
+SERVE_FENCE = re.compile(r"^```sh quickstart-serve\n(.*?)^```$", re.S | re.M)
+
+
+def test_readme_first_command_serves_with_a_token_it_showed(tmp_path: Path) -> None:
+    """The "run the service" command as written, in a fresh folder; `scripts/setup.sh` there is a
+    stand-in (the real one installs packages and runs in CI: .ci/run)."""
+    (command,) = SERVE_FENCE.findall(README.read_text())
+    assert "dockyard serve" in command and "dockyard token new" in command
+    work = tmp_path / "fresh"
+    (work / "scripts").mkdir(parents=True)
+    (work / "scripts" / "setup.sh").write_text("exit 0\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "dockyard"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m service "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(ROOT), DOCKYARD_PORT=str(port)
+    )
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        # its own process group: Ctrl-C in a terminal signals the whole foreground group
+        proc = subprocess.Popen(
+            ["bash", "-c", command], cwd=work, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "listening on" not in out_path.read_text():
+            assert proc.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, out_path.read_text() + err_path.read_text()
+            time.sleep(0.1)
+        token = out_path.read_text().splitlines()[0]
+        assert (work / ".dockyard" / "tokens").read_text() == f"{token}:bot\n"
+        assert f"listening on http://127.0.0.1:{port}" in out_path.read_text()
+        r = requests.get(
+            f"http://127.0.0.1:{port}/v1/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert out_path.read_text().rstrip().endswith("dockyard: stopped")
+    assert "Traceback" not in err_path.read_text()
