@@ -25,7 +25,15 @@ from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
 from service import __version__
-from service.settings import ROLES, TENANT_RE, ConfigError, Settings, load_images_config, token_fingerprint
+from service.settings import (
+    ROLES,
+    TENANT_RE,
+    ConfigError,
+    Settings,
+    TokenInfo,
+    load_images_config,
+    token_fingerprint,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -146,14 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update=overrides)
     configure_logging()
     tokens = settings.tokens()  # refuse to start open, before anything else
+    banner = [f"  state dir  {settings.state_dir}", f"  tokens     {_tokens_loaded(settings, tokens)}"]
     app = build_app(settings)
-    roles = {role: sum(1 for t in tokens.values() if t.role == role) for role in ROLES}
-    sources = [env_name("api_tokens")] if settings.api_tokens else []
-    tokens_file = settings.tokens_file()
-    if tokens_file is not None:
-        sources.append(str(tokens_file))
-    loaded = ", ".join(f"{n} {role}" for role, n in roles.items() if n)
-    banner = [f"  state dir  {settings.state_dir}", f"  tokens     {loaded} (from {', '.join(sources)})"]
     loop = asyncio.new_event_loop()
     try:
         asyncio.set_event_loop(loop)
@@ -168,6 +170,23 @@ def _serve(args: argparse.Namespace) -> int:
         loop.close()
     _out("dockyard: stopped")
     return 0
+
+
+def _tokens_loaded(settings: Settings, tokens: dict[str, TokenInfo]) -> str:
+    """How many tokens of each role and from where (never a token); warns of a readable file."""
+    roles = {role: sum(1 for t in tokens.values() if t.role == role) for role in ROLES}
+    sources = [env_name("api_tokens")] if settings.api_tokens else []
+    tokens_file = settings.tokens_file()
+    if tokens_file is not None:
+        sources.append(str(tokens_file))
+        with contextlib.suppress(OSError):
+            mode = tokens_file.stat().st_mode & 0o777
+            if mode & 0o077:
+                _note(
+                    f"warning: the tokens file {tokens_file} is readable by others (mode {mode:o}): chmod 600"
+                )
+    loaded = ", ".join(f"{n} {role}" for role, n in roles.items() if n)
+    return f"{loaded} (from {', '.join(sources)})"
 
 
 def _url(host: str, port: int) -> str:

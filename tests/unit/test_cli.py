@@ -212,3 +212,13 @@ def test_serve_on_a_state_dir_it_cannot_make(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert r.stderr.splitlines()[-1].startswith("dockyard: cannot start: [Errno 20] Not a directory")
     _no_traceback(r)
+
+
+def test_serve_warns_about_a_tokens_file_others_can_read(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("dy_" + "b" * 32 + ":bot\n")
+    tokens.chmod(0o644)
+    bad = tmp_path / "images.toml"
+    bad.write_text("[limits\n")  # stops the start right after the tokens are read
+    r = run("serve", DOCKYARD_STATE_DIR=str(tmp_path), DOCKYARD_IMAGES_CONFIG=str(bad))
+    assert f"dockyard: warning: the tokens file {tokens} is readable by others (mode 644)" in r.stderr
