@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +22,7 @@ from service.api.middleware import (
     metrics_middleware,
 )
 from service.api.routing import ALL_ROLES, Route, openapi
-from service.app_keys import BACKEND, GITHOST, IDEMPOTENCY, JOBS, LINT, SETTINGS, TESTS, TRAIL
+from service.app_keys import BACKEND, GITHOST, IDEMPOTENCY, JOBS, LINT, SETTINGS, STREAMS, TESTS, TRAIL
 from service.audit import SYSTEM
 from service.console import pages as console
 from service.console.sessions import Sessions, is_console
@@ -526,4 +526,18 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(mcp.lifecycle)  # after the services it calls; stopped before them
+    streams: set[Callable[[], None]] = set()
+    app[STREAMS] = streams
+    app.on_shutdown.append(end_streams)
     return app
+
+
+async def end_streams(app: web.Application) -> None:
+    """At shutdown, before requests in flight are awaited: end the event streams, which never end
+    by themselves (clients resume with Last-Event-ID), so SIGTERM does not wait out the timeout."""
+    open_streams = app[STREAMS]
+    streams = list(open_streams)
+    if streams:
+        log.info("ending_streams", streams=len(streams))
+    for stop in streams:
+        stop()

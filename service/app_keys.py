@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,3 +25,6 @@ TESTS: web.AppKey[TestService] = web.AppKey("tests")
 GITHOST: web.AppKey[GitHost] = web.AppKey("githost")
 TRAIL: web.AppKey[OutcomeTrail] = web.AppKey("trail")
 IDEMPOTENCY: web.AppKey[Idempotency] = web.AppKey("idempotency")
+# Open streaming responses (SSE) that never end by themselves: ended at shutdown so SIGTERM is
+# prompt; each is a callable that stops its stream (EventSourceResponse.stop_streaming).
+STREAMS: web.AppKey[set[Callable[[], None]]] = web.AppKey("streams")

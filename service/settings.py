@@ -102,21 +102,27 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_file=".env", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    state_dir: Path = Path("./.dockyard")
-    api_tokens: str | None = secret("API tokens, comma-separated 'token:role[:tenant]' entries")
-    api_tokens_file: Path | None = secret_file("file of API token entries (one a line); re-read on reload")
+    host: str = Field("127.0.0.1", description="address the API listens on")
+    port: int = Field(8080, ge=0, le=65535, description="port the API listens on (0: any free port)")
+    state_dir: Path = Field(
+        Path("./.dockyard"), description="the state: database, staging, outcome trail, tokens file"
+    )
+    api_tokens: str | None = secret(
+        "bearer tokens, comma-separated token:role[:tenant] (role bot, auditor or admin)"
+    )
+    api_tokens_file: Path | None = secret_file(
+        "file of token:role[:tenant] lines; default: <state dir>/tokens when it exists; re-read on reload"
+    )
     images_config: Path = Field(
         default_factory=default_images_config,
-        description="the ops file (images, languages, limits); default: sandbox-images/images.toml",
+        description="the ops file (languages, images, limits); default: sandbox-images/images.toml",
     )
-    github_api_url: str = "https://api.github.com"
-    github_web_url: str = "https://github.com"
-    github_app_id: str | None = None
+    github_api_url: str = Field("https://api.github.com", description="GitHub (Enterprise) REST API base")
+    github_web_url: str = Field("https://github.com", description="GitHub (Enterprise) web and git host")
+    github_app_id: str | None = Field(None, description="GitHub App id: enables jobs on repo owner/name")
     github_app_private_key: str | None = secret("the GitHub App's private key (PEM; \\n for newlines)")
     github_app_private_key_file: Path | None = secret_file("file holding the GitHub App's private key (PEM)")
-    max_jobs: int = Field(32, ge=1)
+    max_jobs: int = Field(32, ge=1, description="live jobs in all (429 over it)")
 
     # Tenants and protections: one place for every per-tenant cap and branch rule.
     tenant_max_jobs: int = Field(8, ge=1, description="live jobs one tenant may hold (429 over it)")
@@ -144,8 +150,10 @@ class Settings(BaseSettings):
     github_max_retry_wait_s: float = Field(60, ge=0, description="longest Retry-After honoured")
     github_no_ci_grace_s: float = Field(60, ge=0, description="no check or status by then: no_ci")
     github_poll_interval_s: float = Field(10, gt=0, description="checks polling interval under wait_s")
-    github_commit_author_name: str = "dockyard[bot]"
-    github_commit_author_email: str = "dockyard[bot]@users.noreply.github.com"
+    github_commit_author_name: str = Field("dockyard[bot]", description="author name of commits")
+    github_commit_author_email: str = Field(
+        "dockyard[bot]@users.noreply.github.com", description="author email of commits"
+    )
 
     # Operational knobs beyond the contract's table (all optional).
     # Where boxes run (service/sandbox/: make_backend). Only the Docker engine so far.
@@ -156,11 +164,11 @@ class Settings(BaseSettings):
     docker_run_threads: int = Field(4, ge=1, description="engine workers for one-shot boxes (linters)")
     docker_control_threads: int = Field(8, ge=2, description="engine workers for job box lifecycle/control")
     job_exec_concurrency: int = Field(4, ge=1, description="tool execs one job runs at once (others wait)")
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
     read_cap_bytes: int = Field(256 * 1024, ge=1024, description="read_file content cap")
     write_cap_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="write_file/replace content cap")
     output_cap_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="any exec's output cap")
-    clone_timeout_s: float = Field(300, gt=0)
+    clone_timeout_s: float = Field(300, gt=0, description="a clone's deadline")
     clone_schemes: str = Field("https,http,file", description="URL schemes clone_url may use")
     # Clone sources and caps (service/clone_policy.py, service/clone.py).
     clone_file_roots: str = Field("", description="file:// clone roots, comma-separated; default none")
@@ -172,7 +180,7 @@ class Settings(BaseSettings):
     max_tree_entries: int = Field(200_000, ge=1, description="files + folders a clone may hold")
     max_dir_entries: int = Field(20_000, ge=1, description="entries one folder of a clone may hold")
     sandbox_runtime: str | None = Field(None, description="OCI runtime for job boxes, e.g. runsc")
-    sandbox_user: str = "1000:1000"
+    sandbox_user: str = Field("1000:1000", description="uid:gid the job box runs as")
     base_image: str | None = Field(None, description="BASE_IMAGE build arg for the base sandbox image")
     build_extra_ca: Path | None = Field(None, description="CA bundle trusted during image builds only")
 
@@ -292,11 +300,12 @@ class Settings(BaseSettings):
         (`bot-1a2b3c4d5e6f`), so two such tokens never see each other's jobs.
         """
         text = self.api_tokens or ""
-        if self.api_tokens_file is not None:
+        tokens_file = self.tokens_file()
+        if tokens_file is not None:
             try:
-                text += "," + self.api_tokens_file.read_text()
+                text += "," + tokens_file.read_text()
             except OSError as e:
-                raise ConfigError(f"DOCKYARD_API_TOKENS_FILE: cannot read {self.api_tokens_file}: {e}") from e
+                raise ConfigError(f"DOCKYARD_API_TOKENS_FILE: cannot read {tokens_file}: {e}") from e
         tokens: dict[str, TokenInfo] = {}
         for raw in text.replace("\n", ",").split(","):
             entry = raw.strip()
@@ -327,10 +336,22 @@ class Settings(BaseSettings):
             tokens[token] = TokenInfo(role, tenant or f"{role}-{token_fingerprint(token)}")
         if not tokens:
             raise ConfigError(
-                "no API tokens configured: set DOCKYARD_API_TOKENS='token:role,...' "
-                "(or DOCKYARD_API_TOKENS_FILE); the service refuses to run open"
+                "no API tokens configured: run `dockyard token new --role bot` (kept in "
+                f"{self.default_tokens_file}), or set DOCKYARD_API_TOKENS='token:role,...' "
+                "or DOCKYARD_API_TOKENS_FILE; the service refuses to run open"
             )
         return tokens
+
+    @property
+    def default_tokens_file(self) -> Path:
+        """Where `dockyard token new` keeps tokens, and serve reads them, unless DOCKYARD_API_TOKENS_FILE."""
+        return self.state_dir / "tokens"
+
+    def tokens_file(self) -> Path | None:
+        """The tokens file serve reads: DOCKYARD_API_TOKENS_FILE, else <state dir>/tokens when it exists."""
+        if self.api_tokens_file is not None:
+            return self.api_tokens_file
+        return self.default_tokens_file if self.default_tokens_file.is_file() else None
 
     def github_private_key(self) -> str | None:
         if self.github_app_private_key:

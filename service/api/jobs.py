@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from service.api.routing import actor, answer, body, query
-from service.app_keys import JOBS
+from service.app_keys import JOBS, STREAMS
 from service.errors import InvalidRequest, TooManyStreams
 from service.jobs import JobService
 from service.logging import get_logger
@@ -155,11 +155,13 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         sse = EventSourceResponse(ping_interval=settings.sse_ping_interval_s)
         try:
             await sse.prepare(request)
+            request.app[STREAMS].add(sse.stop_streaming)  # ended at shutdown
             async with sse:
                 await _replay_and_follow(service, sse, job.id, last, queue)
         except ConnectionResetError:  # the client left mid-write: its business, not an error
             log.debug("sse_client_left", job_id=job.id)
         finally:
+            request.app[STREAMS].discard(sse.stop_streaming)
             service.hub.unsubscribe(job.id, queue)
     return sse
 
