@@ -36,10 +36,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "sdk"))  # the checkout's SDK, whatever is installed
+sys.path[:0] = [str(ROOT), str(ROOT / "sdk")]  # this checkout's bench/ and SDK, whatever is installed
+
+from dockyard_client import AsyncDockyard, Dockyard  # noqa: E402
 
 from bench.tools import free_port, make_repo, pct  # noqa: E402
-from dockyard_client import AsyncDockyard, Dockyard  # noqa: E402
 
 PATH = "src/mod_7.py"
 
@@ -124,7 +125,7 @@ async def run(args: argparse.Namespace, base: str, token: str, tmp: Path) -> Non
         target = f"(target <= {targets[name]}x)" if name in targets else "(baseline)"
         print(f"{name:12} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   p50/REST {p50 / base_p50:5.2f}x  {target}")
     replay_p50, get_p50 = pct(times["job replay"], 0.5), pct(times["job GET"], 0.5)
-    print(f"\n# POST /v1/jobs replayed by Idempotency-Key vs GET /v1/jobs/{{id}}")
+    print("\n# POST /v1/jobs replayed by Idempotency-Key vs GET /v1/jobs/{id}")
     print(f"replay       p50 {replay_p50:7.2f} ms   GET p50 {get_p50:7.2f} ms   ratio {replay_p50 / get_p50:5.2f}x")
 
 
