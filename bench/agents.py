@@ -126,7 +126,8 @@ async def run(args: argparse.Namespace, base: str, token: str, tmp: Path) -> Non
         print(f"{name:12} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   p50/REST {p50 / base_p50:5.2f}x  {target}")
     replay_p50, get_p50 = pct(times["job replay"], 0.5), pct(times["job GET"], 0.5)
     print("\n# POST /v1/jobs replayed by Idempotency-Key vs GET /v1/jobs/{id}")
-    print(f"replay       p50 {replay_p50:7.2f} ms   GET p50 {get_p50:7.2f} ms   ratio {replay_p50 / get_p50:5.2f}x")
+    ratio = replay_p50 / get_p50
+    print(f"replay       p50 {replay_p50:7.2f} ms   GET p50 {get_p50:7.2f} ms   ratio {ratio:5.2f}x")
 
 
 def main() -> int:
