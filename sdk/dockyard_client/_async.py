@@ -1,18 +1,16 @@
-"""The asynchronous client: `AsyncDockyard` (httpx.AsyncClient underneath) and its job handles.
+"""The client (httpx underneath) and its job handles, written once for both flavours.
 
-    async with AsyncDockyard() as dy:            # DOCKYARD_API_URL, DOCKYARD_API_TOKEN
-        async with dy.jobs.create(repo="octo/hello") as job:
-            print((await job.files.read("src/app.py")).content)
-    # the job is deleted when the inner `async with` exits, also on an exception;
-    # `job = await dy.jobs.create(...)` gives the handle without the context manager
+`_async.py` (AsyncDockyard, httpx.AsyncClient) is the source; `_sync.py` (Dockyard, httpx.Client) is
+generated from it by `python sdk/scripts/generate_sync.py` (the unasync library: `async` and `await`
+go, Async names lose their prefix, aclose becomes close, ...). Where the flavours truly differ the
+code calls the twin shims `_async_compat` / `_sync_compat` instead. Usage: the package's docstring.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,10 +21,12 @@ from pydantic import BaseModel
 from dockyard_client import _base, errors
 from dockyard_client import _endpoints as ep
 from dockyard_client import models as m
+from dockyard_client._async_compat import FLAVOUR, creating, sleep
+from dockyard_client._async_compat import Creating as Creating  # the answer of jobs.create (exported)
 from dockyard_client._version import __version__
 
 M = TypeVar("M", bound=BaseModel)
-_USER_AGENT = f"dockyard-client/{__version__} (python; async)"
+_USER_AGENT = f"dockyard-client/{__version__} (python; {FLAVOUR})"
 
 
 class AsyncDockyard:
@@ -110,7 +110,7 @@ class AsyncDockyard:
                     raise err
             attempt += 1
             waited += delay
-            await asyncio.sleep(delay)
+            await sleep(delay)
 
     async def _call(self, model: type[M], endpoint: ep.Endpoint, **kw: Any) -> M:
         return _base.parse(model, endpoint, (await self.request(endpoint, **kw)).content)
@@ -142,32 +142,6 @@ class AsyncDockyard:
         return (await self.request(ep.METRICS)).text
 
 
-class Creating:
-    """`dy.jobs.create(...)`: await it for the job's handle, or `async with` it to also delete the
-    job on exit. The job is created once, whichever is done."""
-
-    def __init__(self, make: Callable[[], Awaitable[AsyncJob]]) -> None:
-        self._make = make
-        self._job: AsyncJob | None = None
-
-    async def _get(self) -> AsyncJob:
-        if self._job is None:
-            self._job = await self._make()
-        return self._job
-
-    def __await__(self) -> Generator[Any, None, AsyncJob]:
-        return self._get().__await__()
-
-    async def __aenter__(self) -> AsyncJob:
-        return await (await self._get()).__aenter__()
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._job is not None:
-            await self._job.__aexit__(et, e, tb)
-
-
 class AsyncJobs:
     def __init__(self, client: AsyncDockyard) -> None:
         self._client = client
@@ -185,9 +159,9 @@ class AsyncJobs:
         idempotency_key: str | None = None,
     ) -> Creating:
         """`POST /v1/jobs`: a sandbox on `repo` (GitHub owner/name) or `clone_url`, answered once it is
-        ready. Await it for the handle, or use it as an async context manager to delete the job when
-        done. Sent with an Idempotency-Key (yours, or a fresh one), so a lost answer or a 429 is
-        retried without a second job."""
+        ready. Use the answer as a context manager to delete the job when done (the async client's
+        answer is also awaitable: `job = await dy.jobs.create(...)`). Sent with an Idempotency-Key
+        (yours, or a fresh one), so a lost answer or a 429 is retried without a second job."""
         body = _base.job_create_body(
             repo=repo, ref=ref, clone_url=clone_url, language=language, limits=limits, ttl_s=ttl_s,
             labels=labels,
@@ -197,7 +171,7 @@ class AsyncJobs:
             info = await self._client._call(m.Job, ep.JOB_CREATE, json=body, idempotency_key=idempotency_key)
             return AsyncJob(self._client, info)
 
-        return Creating(make)
+        return creating(make)
 
     async def get(self, job_id: str) -> AsyncJob:
         """A handle on an existing job (`GET /v1/jobs/{id}`)."""
@@ -274,7 +248,7 @@ class AsyncJob:
         """Until the job is `ready`; a failed or ended job raises JobNotReady (its error in details)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            info = self.info if self.info.status != "creating" else (await self.refresh())
+            info = self.info if self.info.status != "creating" else await self.refresh()
             if info.status == "ready":
                 return info
             if info.status != "creating" or time.monotonic() >= deadline:
@@ -282,8 +256,8 @@ class AsyncJob:
                     f"job {self.id} is {info.status}" + (f": {info.error}" if info.error else ""),
                     status=409, code="job_not_ready", details={"status": info.status, "error": info.error},
                 )
-            await asyncio.sleep(poll_s)
-            (await self.refresh())
+            await sleep(poll_s)
+            await self.refresh()
 
     async def delete(self) -> None:
         """`DELETE /v1/jobs/{id}`: container and storage go, the record stays (`destroyed`)."""
@@ -324,7 +298,7 @@ class AsyncJob:
                 failures += 1
                 if failures > max_reconnects:
                     raise _base.transport_error(exc, "GET", url) from exc
-                await asyncio.sleep(self._client.retry.backoff(failures - 1))
+                await sleep(self._client.retry.backoff(failures - 1))
                 continue
             if (await self.refresh()).status in m.TERMINAL_STATUSES:
                 return  # the stream ended with the job (its end event was before Last-Event-ID)

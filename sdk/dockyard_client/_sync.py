@@ -1,9 +1,11 @@
-"""The synchronous client: `Dockyard` (httpx.Client underneath) and its job handles.
+# GENERATED from _async.py by `python sdk/scripts/generate_sync.py` (unasync): edit _async.py, not this file.
+# ruff: noqa: UP028
+"""The client (httpx underneath) and its job handles, written once for both flavours.
 
-    with Dockyard() as dy:                       # DOCKYARD_API_URL, DOCKYARD_API_TOKEN
-        with dy.jobs.create(repo="octo/hello") as job:
-            print(job.files.read("src/app.py").content)
-    # the job is deleted when the inner `with` exits, also on an exception
+`_async.py` (AsyncDockyard, httpx.AsyncClient) is the source; `_sync.py` (Dockyard, httpx.Client) is
+generated from it by `python sdk/scripts/generate_sync.py` (the unasync library: `async` and `await`
+go, Async names lose their prefix, aclose becomes close, ...). Where the flavours truly differ the
+code calls the twin shims `_async_compat` / `_sync_compat` instead. Usage: the package's docstring.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pydantic import BaseModel
 from dockyard_client import _base, errors
 from dockyard_client import _endpoints as ep
 from dockyard_client import models as m
+from dockyard_client._sync_compat import FLAVOUR, creating, sleep
+from dockyard_client._sync_compat import Creating as Creating  # the answer of jobs.create (exported)
 from dockyard_client._version import __version__
 
 M = TypeVar("M", bound=BaseModel)
-_USER_AGENT = f"dockyard-client/{__version__} (python; sync)"
+_USER_AGENT = f"dockyard-client/{__version__} (python; {FLAVOUR})"
 
 
 class Dockyard:
@@ -108,10 +112,10 @@ class Dockyard:
                     raise err
             attempt += 1
             waited += delay
-            time.sleep(delay)
+            sleep(delay)
 
     def _call(self, model: type[M], endpoint: ep.Endpoint, **kw: Any) -> M:
-        return _base.parse(model, endpoint, self.request(endpoint, **kw).content)
+        return _base.parse(model, endpoint, (self.request(endpoint, **kw)).content)
 
     # --- the service ------------------------------------------------------------------------------
 
@@ -126,7 +130,7 @@ class Dockyard:
 
     def openapi(self) -> dict[str, Any]:
         """The contract as OpenAPI 3.1 (public)."""
-        data = self.request(ep.OPENAPI).json()
+        data = (self.request(ep.OPENAPI)).json()
         if not isinstance(data, dict):
             raise errors.ResponseValidationError("GET /openapi.json: not a JSON object")
         return data
@@ -137,7 +141,7 @@ class Dockyard:
 
     def metrics(self) -> str:
         """Prometheus text of `GET /metrics`."""
-        return self.request(ep.METRICS).text
+        return (self.request(ep.METRICS)).text
 
 
 class Jobs:
@@ -155,17 +159,21 @@ class Jobs:
         ttl_s: int | None = None,
         labels: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
-    ) -> Job:
+    ) -> Creating:
         """`POST /v1/jobs`: a sandbox on `repo` (GitHub owner/name) or `clone_url`, answered once it is
-        ready. Use the answer as a context manager to delete the job when done. Sent with an
-        Idempotency-Key (yours, or a fresh one), so a lost answer or a 429 is retried without a
-        second job."""
+        ready. Use the answer as a context manager to delete the job when done (the async client's
+        answer is also awaitable: `job = await dy.jobs.create(...)`). Sent with an Idempotency-Key
+        (yours, or a fresh one), so a lost answer or a 429 is retried without a second job."""
         body = _base.job_create_body(
             repo=repo, ref=ref, clone_url=clone_url, language=language, limits=limits, ttl_s=ttl_s,
             labels=labels,
         )
-        info = self._client._call(m.Job, ep.JOB_CREATE, json=body, idempotency_key=idempotency_key)
-        return Job(self._client, info)
+
+        def make() -> Job:
+            info = self._client._call(m.Job, ep.JOB_CREATE, json=body, idempotency_key=idempotency_key)
+            return Job(self._client, info)
+
+        return creating(make)
 
     def get(self, job_id: str) -> Job:
         """A handle on an existing job (`GET /v1/jobs/{id}`)."""
@@ -187,7 +195,8 @@ class Jobs:
                 limit=page_size, cursor=cursor,
             )
             page = self._client._call(m.JobList, ep.JOB_LIST, params=params)
-            yield from page.jobs
+            for job in page.jobs:
+                yield job
             if not page.next_cursor or not page.jobs:
                 return
             cursor = page.next_cursor
@@ -249,7 +258,7 @@ class Job:
                     f"job {self.id} is {info.status}" + (f": {info.error}" if info.error else ""),
                     status=409, code="job_not_ready", details={"status": info.status, "error": info.error},
                 )
-            time.sleep(poll_s)
+            sleep(poll_s)
             self.refresh()
 
     def delete(self) -> None:
@@ -291,14 +300,14 @@ class Job:
                 failures += 1
                 if failures > max_reconnects:
                     raise _base.transport_error(exc, "GET", url) from exc
-                time.sleep(self._client.retry.backoff(failures - 1))
+                sleep(self._client.retry.backoff(failures - 1))
                 continue
-            if self.refresh().status in m.TERMINAL_STATUSES:
+            if (self.refresh()).status in m.TERMINAL_STATUSES:
                 return  # the stream ended with the job (its end event was before Last-Event-ID)
 
     def logs(self) -> str:
         """The container's own log (auditor)."""
-        return self._client.request(ep.JOB_LOGS, path=self._path()).text
+        return (self._client.request(ep.JOB_LOGS, path=self._path())).text
 
     def diff(self) -> m.DiffResult:
         return self._client._call(m.DiffResult, ep.JOB_DIFF, path=self._path())
@@ -417,10 +426,14 @@ class Files:
     ) -> m.ReplaceInFileResult:
         """Exact replacement; `old` must occur `expected_count` (default 1) times, else EditMismatch."""
         body = _base.body(path=path, old=old, new=new, expected_count=expected_count)
-        return self._client._call(m.ReplaceInFileResult, ep.REPLACE_IN_FILE, path=self._job, json=body)
+        return self._client._call(
+            m.ReplaceInFileResult, ep.REPLACE_IN_FILE, path=self._job, json=body
+        )
 
     def delete(self, path: str) -> m.DeleteFileResult:
-        return self._client._call(m.DeleteFileResult, ep.DELETE_FILE, path=self._job, json={"path": path})
+        return self._client._call(
+            m.DeleteFileResult, ep.DELETE_FILE, path=self._job, json={"path": path}
+        )
 
     def move(self, from_path: str, to_path: str, *, overwrite: bool | None = None) -> m.MoveFileResult:
         body = _base.body(overwrite=overwrite) | {"from": from_path, "to": to_path}
@@ -428,7 +441,9 @@ class Files:
 
     def list(self, path: str | None = None, *, depth: int | None = None) -> m.ListDirectoryResult:
         body = _base.body(path=path, depth=depth)
-        return self._client._call(m.ListDirectoryResult, ep.LIST_DIRECTORY, path=self._job, json=body)
+        return self._client._call(
+            m.ListDirectoryResult, ep.LIST_DIRECTORY, path=self._job, json=body
+        )
 
     def search(
         self,
@@ -472,7 +487,8 @@ class Audit:
                 until=until, after=cursor, limit=page_size,
             )
             page = self._client._call(m.AuditList, ep.AUDIT_LIST, params=params)
-            yield from page.records
+            for record in page.records:
+                yield record
             if page.next_after is None or not page.records:
                 return
             cursor = page.next_after
@@ -505,6 +521,6 @@ class Config:
 
 # Where each endpoint's `sdk` name lives (the drift test resolves "<surface>.<method>" here).
 SURFACES: dict[str, type] = {
-    "client": Dockyard, "jobs": Jobs, "job": Job, "files": Files, "audit": Audit, "images": Images,
-    "config": Config,
+    "client": Dockyard, "jobs": Jobs, "job": Job, "files": Files, "audit": Audit,
+    "images": Images, "config": Config,
 }
