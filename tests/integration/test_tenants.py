@@ -23,6 +23,12 @@ SAMPLE_BODIES: dict[str, Any] = {
     "search": {"pattern": "hello"},
     "delete_file": {"path": "README.md"},
     "move_file": {"from": "README.md", "to": "gone.md"},
+    "str_replace_based_edit_tool": {
+        "command": "str_replace",
+        "path": "README.md",
+        "old_str": "hello",
+        "new_str": "owned",
+    },
     "lint": {},
     "test": {},
     "commit": {"branch": "fix/x", "message": "m"},
@@ -32,12 +38,12 @@ SAMPLE_BODIES: dict[str, Any] = {
 def job_routes(api: Api) -> list[tuple[str, str]]:
     """Every (method, path) of the contract that names one job, from the service's own OpenAPI."""
     spec = api.get("/openapi.json").json()
-    return [
-        (method.upper(), path)
-        for path, ops in spec["paths"].items()
-        if "{id}" in path
-        for method in ops
-    ]
+    paths = spec["paths"]
+    routes = [(method.upper(), path) for path, ops in paths.items() if "{id}" in path for method in ops]
+    for method, path in routes:  # a valid body for each: refused for its job, never for its body
+        takes_body = "requestBody" in paths[path][method.lower()]
+        assert not takes_body or path.rsplit("/", 1)[-1] in SAMPLE_BODIES, f"no sample body for {path}"
+    return routes
 
 
 def call(api: Api, method: str, path: str, job_id: str) -> requests.Response:
