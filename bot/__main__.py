@@ -207,11 +207,33 @@ async def _fix(args: argparse.Namespace, settings: BotSettings) -> int:
     sinks: list[Sink] = [TerminalSink(sys.stderr)]
     if req.webhook:
         sinks.append(WebhookSink(req.webhook))
+    # Ctrl-C and SIGTERM cancel the fix from the event loop itself (not from a Python signal handler
+    # running between two bytecodes, as asyncio.run's own SIGINT handler does): the cancellation
+    # reaches whatever the fix awaits, which deletes the job on its way out.
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    outcome = await run_fix(req, settings, sinks=sinks, patch_out=patch_out)
+    stopped_by: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        if task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        outcome = await run_fix(req, settings, sinks=sinks, patch_out=patch_out)
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        if stopped_by[0] == signal.SIGINT:
+            print("dockyard-bot: interrupted; the job was deleted", file=sys.stderr)
+            return 130
+        print("dockyard-bot: stopped; the job was deleted", file=sys.stderr)
+        return 143
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     if args.json:
         print(json.dumps(outcome.to_json()), flush=True)
     if not outcome.ok:
