@@ -446,8 +446,19 @@ def test_cli_publishes_the_best_attempt_when_every_round_fails(
     assert_its_one_job_is_deleted(bot_service, before)
 
 
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped")],
+    ids=["ctrl-c", "sigterm"],
+)
 def test_cli_ctrl_c_deletes_the_job(
-    bot_service: AuxService, ai: FakeAnthropic, repo: tuple[str, str], fake_gh: FakeGitHub
+    bot_service: AuxService,
+    ai: FakeAnthropic,
+    repo: tuple[str, str],
+    fake_gh: FakeGitHub,
+    sig: signal.Signals,
+    code: int,
+    said: str,
 ) -> None:
     ai.delay_s = 30.0  # the model "thinks" until the user gives up
     ai.script(agent=[end_turn("never seen")])
@@ -467,12 +478,12 @@ def test_cli_ctrl_c_deletes_the_job(
         assert ai.requests, "the bot never reached the model"
         ours = [j for j in bot_jobs(bot_service) if j["id"] not in before]
         assert len(ours) == 1 and ours[0]["status"] == "ready"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         with contextlib.suppress(Exception):
             proc.kill()
-    assert proc.returncode == 130, err[-2000:]
-    assert "interrupted; the job was deleted" in err and "Traceback" not in err and out == ""
+    assert proc.returncode == code, err[-2000:]
+    assert f"{said}; the job was deleted" in err and "Traceback" not in err and out == ""
     assert Api(bot_service, bot_service.tokens["bot"]).job(ours[0]["id"])["status"] == "destroyed"
     assert fake_gh.pulls(*repo) == []
