@@ -86,3 +86,14 @@ def test_tool_names_are_unique_and_mcp_legal() -> None:
     assert len(names) == len(set(names))
     for name in names:
         assert name.replace("_", "").isalnum() and len(name) <= 64, name
+
+
+def test_the_transport_reads_each_tools_input_schema_from_the_listed_table() -> None:
+    # The transport validates a call's Mcp-Param-* headers against the tool's input schema; the
+    # server answers from its own table (the same schema tools/list shows), never by re-listing.
+    endpoint = McpEndpoint(routes(), 1 << 20)
+    lookup = endpoint.server.get_tool_input_schema
+    assert lookup is not None
+    for name, bound in endpoint._tools.items():
+        assert lookup(name) == bound.listed.input_schema, name
+    assert lookup("no_such_tool") is None
