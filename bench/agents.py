@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +37,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "sdk")]  # this checkout's bench/ and SDK,
 
 from dockyard_client import AsyncDockyard, Dockyard  # noqa: E402
 
-from bench.tools import free_port, make_repo, pct  # noqa: E402
+from bench.serve import running_service  # noqa: E402
+from bench.tools import make_repo, pct  # noqa: E402
 
 PATH = "src/mod_7.py"
 
@@ -136,33 +134,9 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     token = secrets.token_hex(16)
-    port = free_port()
-    env = {
-        **os.environ,
-        "DOCKYARD_API_TOKENS": f"{token}:bot",
-        "DOCKYARD_STATE_DIR": str(tmp / "state"),
-        "DOCKYARD_PORT": str(port),
-        "DOCKYARD_CLONE_FILE_ROOTS": str(tmp),
-    }
-    log = (tmp / "service.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env, stderr=log)
-    try:
-        import requests
-
-        for _ in range(150):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit(f"the service did not become healthy; log: {tmp / 'service.log'}")
-        asyncio.run(run(args, f"http://127.0.0.1:{port}", token, tmp))
-        return 0
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with running_service(tmp, token) as (base, _pid):
+        asyncio.run(run(args, base, token, tmp))
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +28,10 @@ import aiohttp
 import docker
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's bench/, whatever is installed
+
+from bench.serve import running_service  # noqa: E402
+
 SMALL = {"memory_mb": 128, "disk_mb": 64, "pids": 64, "cpus": 0.5}
 
 
@@ -51,12 +52,6 @@ def make_repo(where: Path) -> Path:
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "bench"], check=True)
     return repo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -162,39 +157,17 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     token = secrets.token_hex(16)
-    port = free_port()
     n = str(args.jobs + 8)
     env = {
-        **os.environ,
-        "DOCKYARD_API_TOKENS": f"{token}:bot",
-        "DOCKYARD_STATE_DIR": str(tmp / "state"),
-        "DOCKYARD_PORT": str(port),
-        "DOCKYARD_CLONE_FILE_ROOTS": str(tmp),
         "DOCKYARD_TENANT_MAX_JOBS": n,
         "DOCKYARD_TENANT_MAX_EXECS": n,
         "DOCKYARD_TENANT_MAX_WAITING": str(4 * args.jobs),
         "DOCKYARD_MAX_JOBS": n,
         "DOCKYARD_HOST_BUDGET_MB": "1000000",
     }
-    log = (tmp / "service.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env, stderr=log)
-    try:
-        import requests
-
-        for _ in range(150):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit(f"the service did not become healthy; log: {tmp / 'service.log'}")
-        asyncio.run(run(args, f"http://127.0.0.1:{port}", token, proc.pid, tmp))
-        return 0
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with running_service(tmp, token, env) as (base, pid):
+        asyncio.run(run(args, base, token, pid, tmp))
+    return 0
 
 
 if __name__ == "__main__":
